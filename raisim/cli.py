@@ -1,0 +1,172 @@
+"""Command line: ``raisim simulate | schema | trials | version``.
+
+Exit codes: 0 success (per-patient solver failures are flagged in the output
+and counted on stderr), 2 bad input (one line naming the file, the field and
+what is allowed; nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from .errors import EXIT_BAD_INPUT, InputError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        self.exit(EXIT_BAD_INPUT, f"error: <command line>: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="raisim", description="TKI-induced redifferentiation and radioiodine therapy simulator.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("simulate", help="simulate one patient through a protocol")
+    s.add_argument("config", help="protocol YAML (configs/protocols/*.yaml)")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--seed", type=int, default=0, help="seed for readout noise and missed doses (default 0)")
+    s.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
+
+    sc = sub.add_parser("schema", help="print the JSON schema of protocol files")
+    sc.add_argument("--indent", type=int, default=2)
+
+    t = sub.add_parser("trials", help="validate a trials table and print a summary")
+    t.add_argument("csv", nargs="?", default=None, help="trials CSV (default: the shipped models/data/trials.csv)")
+
+    sub.add_parser("version", help="print the package and library versions")
+    return p
+
+
+def cmd_simulate(args) -> int:
+    from .plots import timecourse_figure
+    from .protocol import load_protocol
+    from .simulate import simulate
+    from .store import atomic_savefig, manifest, prepare_out_dir, write_csv, write_json
+
+    protocol = load_protocol(args.config)  # validate before touching the output directory
+    out = prepare_out_dir(args.out, force=args.force)
+    print(
+        f"raisim simulate: {protocol.name} ({protocol.patient.genotype}, "
+        f"{len(protocol.patient.lesions)} lesions), seed {args.seed}",
+        file=sys.stderr,
+    )
+    result = simulate(protocol, seed=args.seed)
+    outcome = result.outcome.to_dict()
+    write_csv(out / "timecourse.csv", result.timecourse)
+    write_json(out / "outcome.json", outcome)
+    import matplotlib.pyplot as plt
+
+    course = result.course.course
+    fig = timecourse_figure(
+        result.timecourse,
+        outcome,
+        (protocol.treatment.start_day, course.tki_last_day),
+        f"{protocol.name} — {protocol.patient.genotype} — {course.describe()}",
+    )
+    atomic_savefig(fig, out / "timecourse.png", dpi=110)
+    plt.close(fig)
+    write_json(
+        out / "manifest.json",
+        manifest(
+            "simulate",
+            protocol.model_dump(mode="json"),
+            args.seed,
+            args.config,
+            outputs=["timecourse.csv", "outcome.json", "timecourse.png", "manifest.json"],
+        ),
+    )
+    _print_summary(outcome)
+    if not outcome["solver"]["ok"]:
+        print(
+            f"warning: solver failed on {len(outcome['solver']['failed_courses'])} course(s) of 1 patient; "
+            "see outcome.json 'solver'",
+            file=sys.stderr,
+        )
+    print(f"wrote {out}/timecourse.csv, outcome.json, timecourse.png, manifest.json", file=sys.stderr)
+    return 0
+
+
+def _print_summary(o: dict) -> None:
+    lines = [f"course: {o['course']}"]
+    for s in o["scans"]:
+        if s["p_success"] is not None:
+            lines.append(
+                f"scan {s['name']} (day {s['day']}, {s['isotope']}, {s['readout']}): "
+                f"P(success) = {s['p_success']:.3f}, drawn: {'success' if s['success'] else 'failure'}"
+            )
+    r = o["rai"]
+    if r["treated"]:
+        lines.append(f"RAI day {r['day']}: {r['activity_gbq']:.2f} GBq ({r['policy']}; {r['reason']})")
+    else:
+        lines.append(f"no RAI ({r['reason']})")
+    for les in o["lesions"]:
+        lines.append(
+            f"  {les['name']:<10} {les['mass_g']:.3g} g: {les['absorbed_dose_gy']:.1f} Gy, BED {les['bed_gy']:.1f} Gy"
+        )
+    lines.append(
+        "RECIST: "
+        + ", ".join(f"{r['month']:g} mo {r['category']} ({r['change_from_baseline_pct']:+.0f} %)" for r in o["recist"])
+    )
+    lines.append(f"P(grade >= 3 AE) = {o['toxicity']['p_grade3_ae']:.3f}")
+    print("\n".join(lines))
+
+
+def cmd_schema(args) -> int:
+    from .protocol import protocol_json_schema
+
+    print(json.dumps(protocol_json_schema(), indent=args.indent))
+    return 0
+
+
+def cmd_trials(args) -> int:
+    from .trials import load_trials
+
+    table = load_trials(args.csv)
+    by_trial = table.by_trial()
+    counts: dict[str, int] = {}
+    for row in table.rows:
+        counts[row.endpoint] = counts.get(row.endpoint, 0) + 1
+    print(
+        f"{table.path}: {len(table.rows)} rows, {len(by_trial)} trials; "
+        + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+    )
+    for trial, rows in by_trial.items():
+        print(f"  {trial:<16} {len(rows)} rows, n = {sum(r.n for r in rows)} patient-endpoints")
+    return 0
+
+
+def cmd_version(args) -> int:
+    from . import __version__
+    from .store import library_versions
+
+    print(f"raisim {__version__}")
+    for k, v in library_versions().items():
+        print(f"  {k} {v}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    args = _parser().parse_args(argv)
+    handler = {"simulate": cmd_simulate, "schema": cmd_schema, "trials": cmd_trials, "version": cmd_version}[
+        args.command
+    ]
+    try:
+        return handler(args)
+    except InputError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

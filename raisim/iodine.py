@@ -1,0 +1,153 @@
+"""Block 4 — radioiodine biokinetics, per administration channel.
+
+Each administration (baseline tracer, selection tracer, its I-131 projection,
+the therapy) is a *channel* with unit administered activity (1 MBq) at its own
+time and isotope. Kinetics are linear in activity, so actual activities are
+obtained by scaling a channel, and channels superpose.
+
+Compartments: gut (closed form: the oral dose enters at the administration
+time), blood/extracellular iodide (``ecf``), a slow exchanging pool, normal
+NIS-expressing tissues (stomach, salivary glands), and each lesion. Renal
+excretion leaves from the ECF. Physical decay acts everywhere. Accumulators
+track excreted and decayed activity (mass balance) and cumulated activities
+(residence times) for dosimetry.
+
+Units: time h, activity MBq per MBq administered, volumes L, clearances L/h.
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .params import card_values
+
+
+class IodineChannels(eqx.Module):
+    """The administrations of one schedule: time (h), decay constant (1/h) and modifiers."""
+
+    admin_time_h: Float[Array, " c"]
+    decay_per_h: Float[Array, " c"]
+    renal_factor: Float[Array, " c"]
+    uptake_factor: Float[Array, " c"]
+
+
+class Iodine(eqx.Module):
+    """Iodide kinetics of one patient with its lesions."""
+
+    absorption_per_h: Float[Array, ""]
+    ecf_volume_l: Float[Array, ""]
+    renal_clearance_l_per_h: Float[Array, ""]
+    slow_in_per_h: Float[Array, ""]
+    slow_out_per_h: Float[Array, ""]
+    nis_tissue_clearance_l_per_h: Float[Array, ""]
+    nis_tissue_return_per_h: Float[Array, ""]
+    lesion_uptake_l_per_h_per_g: Float[Array, ""]
+    lesion_retention_t_half_h: Float[Array, ""]
+    retention_gain: Float[Array, ""]
+    blood_fraction_of_ecf: Float[Array, ""]
+    lesion_mass_g: Float[Array, " l"]
+    withdrawal_renal_factor: float = eqx.field(static=True)
+
+    @classmethod
+    def from_cards(cls, lesion_mass_g, weight_kg: float, overrides: dict[str, float] | None = None) -> Iodine:
+        """Typical parameters for a patient of ``weight_kg`` (kg) with lesions of the given masses (g)."""
+        v = dict(card_values("biology/iodine.yaml"))
+        v.update(overrides or {})
+        f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+        v_ecf = v["ecf_volume_l_per_kg"] * weight_kg
+        v_blood = v["blood_volume_l_per_kg"] * weight_kg
+        return cls(
+            absorption_per_h=f(v["gut_absorption_per_h"]),
+            ecf_volume_l=f(v_ecf),
+            renal_clearance_l_per_h=f(v["renal_clearance_l_per_h"]),
+            slow_in_per_h=f(v["slow_pool_in_per_h"]),
+            slow_out_per_h=f(v["slow_pool_out_per_h"]),
+            nis_tissue_clearance_l_per_h=f(v["nis_tissue_clearance_l_per_h"]),
+            nis_tissue_return_per_h=f(math.log(2.0) / v["nis_tissue_return_t_half_h"]),
+            lesion_uptake_l_per_h_per_g=f(v["lesion_uptake_l_per_h_per_g"]),
+            lesion_retention_t_half_h=f(v["lesion_retention_t_half_h"]),
+            retention_gain=f(v["retention_gain"]),
+            blood_fraction_of_ecf=f(v_blood * v["blood_to_ecf_concentration"] / v_ecf),
+            lesion_mass_g=f(lesion_mass_g),
+            withdrawal_renal_factor=float(v["withdrawal_renal_factor"]),
+        )
+
+    def initial_state(self, n_channels: int) -> dict[str, Float[Array, ...]]:
+        """No radioiodine in the body: every compartment and accumulator is zero."""
+        n_l = self.lesion_mass_g.shape[0]
+        z = jnp.zeros((n_channels,))
+        zl = jnp.zeros((n_channels, n_l))
+        return {
+            "ecf": z,
+            "slow": z,
+            "nis_tissue": z,
+            "lesion": zl,
+            "excreted": z,
+            "decayed": z,
+            "cum_blood": z,
+            "cum_body": z,
+            "cum_lesion": zl,
+        }
+
+    def gut(self, t: Float[Array, ""], channels: IodineChannels) -> Float[Array, " c"]:
+        """Activity still in the gut (closed form), MBq per MBq administered."""
+        s = t - channels.admin_time_h
+        on = s >= 0.0
+        k = self.absorption_per_h + channels.decay_per_h
+        return jnp.where(on, jnp.exp(-k * jnp.where(on, s, 0.0)), 0.0)
+
+    def lesion_uptake_per_h(self, membrane_nis: Float[Array, " l"]) -> Float[Array, " l"]:
+        """Lesion uptake rate constant from the ECF, 1/h (clearance / ECF volume)."""
+        return (
+            self.lesion_uptake_l_per_h_per_g * self.lesion_mass_g * jnp.maximum(membrane_nis, 0.0) / self.ecf_volume_l
+        )
+
+    def lesion_efflux_per_h(self, organification: Float[Array, " l"]) -> Float[Array, " l"]:
+        """Lesion biological efflux rate constant, 1/h; retention improves with organification."""
+        t_half = self.lesion_retention_t_half_h * (1.0 + self.retention_gain * jnp.maximum(organification - 1.0, 0.0))
+        return math.log(2.0) / t_half
+
+    def body(self, state: dict, gut: Float[Array, " c"]) -> Float[Array, " c"]:
+        """Whole-body activity per channel, MBq per MBq administered."""
+        return gut + state["ecf"] + state["slow"] + state["nis_tissue"] + jnp.sum(state["lesion"], axis=-1)
+
+    def vector_field(
+        self,
+        t: Float[Array, ""],
+        state: dict,
+        channels: IodineChannels,
+        membrane_nis: Float[Array, " l"],
+        organification: Float[Array, " l"],
+    ) -> dict:
+        """d(state)/dt given each lesion's membrane NIS and organification (folds)."""
+        lam = channels.decay_per_h
+        gut = self.gut(t, channels)
+        ecf = state["ecf"]
+        k_renal = self.renal_clearance_l_per_h * channels.renal_factor / self.ecf_volume_l
+        k_nis = self.nis_tissue_clearance_l_per_h / self.ecf_volume_l
+        up = channels.uptake_factor[:, None] * self.lesion_uptake_per_h(membrane_nis)[None, :]
+        eff = self.lesion_efflux_per_h(organification)[None, :]
+        lesion = state["lesion"]
+        d_ecf = (
+            self.absorption_per_h * gut
+            - (k_renal + self.slow_in_per_h + k_nis + jnp.sum(up, axis=1)) * ecf
+            + self.slow_out_per_h * state["slow"]
+            + self.nis_tissue_return_per_h * state["nis_tissue"]
+            + jnp.sum(eff * lesion, axis=1)
+            - lam * ecf
+        )
+        return {
+            "ecf": d_ecf,
+            "slow": self.slow_in_per_h * ecf - (self.slow_out_per_h + lam) * state["slow"],
+            "nis_tissue": k_nis * ecf - (self.nis_tissue_return_per_h + lam) * state["nis_tissue"],
+            "lesion": up * ecf[:, None] - (eff + lam[:, None]) * lesion,
+            "excreted": k_renal * ecf,
+            "decayed": lam * self.body(state, gut),
+            "cum_blood": self.blood_fraction_of_ecf * ecf,
+            "cum_body": self.body(state, gut),
+            "cum_lesion": lesion,
+        }

@@ -1,0 +1,85 @@
+"""Block 3 — differentiation: NIS expression and the retention machinery, per lesion.
+
+Transcription rises steeply when ERK output falls below a threshold
+(half-maximal ERK level ``erk_half_max``, Hill coefficient ``hill``), is
+multiplied by TSH stimulation, and passes through mRNA → intracellular protein
+→ membrane NIS with first-order delays. The retention machinery (TPO,
+organification) follows the same transcriptional drive with its own turnover.
+Each lesion scales its drive by its NIS capacity.
+
+Units: time h, TSH mU/L; every state is a fold of the untreated,
+TSH-suppressed level (1 at baseline).
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .params import card_values
+
+
+class NIS(eqx.Module):
+    """NIS and organification dynamics for the lesions of one patient."""
+
+    erk_half_max: Float[Array, ""]
+    hill: Float[Array, ""]
+    max_gain: Float[Array, ""]
+    mrna_rate_per_h: Float[Array, ""]
+    protein_rate_per_h: Float[Array, ""]
+    membrane_rate_per_h: Float[Array, ""]
+    organification_rate_per_h: Float[Array, ""]
+    tsh_gain: Float[Array, ""]
+    tsh_ec50_mu_per_l: Float[Array, ""]
+    capacity: Float[Array, " l"]
+
+    @classmethod
+    def from_cards(cls, capacity, overrides: dict[str, float] | None = None) -> NIS:
+        """Typical parameters; ``capacity`` is each lesion's NIS capacity (fold)."""
+        v = dict(card_values("biology/nis.yaml"))
+        v.update(overrides or {})
+        f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+        r = lambda key: f(math.log(2.0) / v[key])  # noqa: E731
+        return cls(
+            erk_half_max=f(v["erk_half_max"]),
+            hill=f(v["hill"]),
+            max_gain=f(v["max_transcription_gain"]),
+            mrna_rate_per_h=r("mrna_t_half_h"),
+            protein_rate_per_h=r("protein_t_half_h"),
+            membrane_rate_per_h=r("membrane_t_half_h"),
+            organification_rate_per_h=r("organification_t_half_h"),
+            tsh_gain=f(v["tsh_gain"]),
+            tsh_ec50_mu_per_l=f(v["tsh_ec50_mu_per_l"]),
+            capacity=f(capacity),
+        )
+
+    def _hill_inhibition(self, erk: Float[Array, ""]) -> Float[Array, ""]:
+        e = jnp.maximum(erk, 0.0)
+        kn = self.erk_half_max**self.hill
+        return kn / (kn + e**self.hill)
+
+    def transcription_drive(self, erk: Float[Array, ""], tsh_mu_per_l: Float[Array, ""]) -> Float[Array, ""]:
+        """Transcription relative to untreated (ERK = 1, suppressed TSH), before lesion capacity."""
+        basal = 1.0 + self.max_gain * self._hill_inhibition(jnp.ones(()))
+        erk_part = (1.0 + self.max_gain * self._hill_inhibition(erk)) / basal
+        tsh = jnp.maximum(tsh_mu_per_l, 0.0)
+        tsh_part = 1.0 + self.tsh_gain * tsh / (self.tsh_ec50_mu_per_l + tsh)
+        return erk_part * tsh_part
+
+    def initial_state(self, tsh_mu_per_l: Float[Array, ""]) -> dict[str, Float[Array, " l"]]:
+        """Steady state at untreated ERK and the given TSH level."""
+        level = self.capacity * self.transcription_drive(jnp.ones(()), jnp.asarray(tsh_mu_per_l))
+        return {"mrna": level, "protein": level, "membrane": level, "organification": level}
+
+    def vector_field(self, state: dict, erk: Float[Array, ""], tsh_mu_per_l: Float[Array, ""]) -> dict:
+        """d(state)/dt given ERK activity (fraction of untreated) and serum TSH (mU/L)."""
+        drive = self.capacity * self.transcription_drive(erk, tsh_mu_per_l)
+        return {
+            "mrna": self.mrna_rate_per_h * (drive - state["mrna"]),
+            "protein": self.protein_rate_per_h * (state["mrna"] - state["protein"]),
+            "membrane": self.membrane_rate_per_h * (state["protein"] - state["membrane"]),
+            "organification": self.organification_rate_per_h * (drive - state["organification"]),
+        }

@@ -1,0 +1,320 @@
+"""Outcomes of one simulated course: readouts, activity, lesion doses, RECIST, Tg, toxicity.
+
+Everything here reads a solved course (:class:`~raisim.model.Solution` on the
+time grid) and applies the dosimetry, response and toxicity blocks. The
+:class:`PatientOutcome` record is the single source for CLI output; later
+stages (sweeps, calibration) read the same fields.
+
+Units: time h (reported also in days/months where named), activity MBq/GBq as
+named, dose Gy, diameters mm, Tg ng/mL.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import jax.numpy as jnp
+import numpy as np
+
+from .model import PatientModel
+from .protocol import DAYS_PER_MONTH, Protocol
+from .response import sphere_diameter_mm
+from .schedule import Channel, Course, DoseSchedule, day_to_h
+
+
+@dataclass
+class ScanReadout:
+    """A scan's readout: probability of success under measurement noise, and the drawn result."""
+
+    name: str
+    day: int
+    isotope: str
+    readout: str | None
+    imaging_time_h: float
+    p_success: float | None
+    success: bool | None = None
+    lesion_metric: list[float] = field(default_factory=list)
+    metric_name: str = ""
+
+
+@dataclass
+class LesionOutcome:
+    name: str
+    site: str
+    mass_g: float
+    diameter_mm: float
+    projected_gy_per_gbq: float | None
+    therapy_gy_per_gbq: float | None
+    absorbed_dose_gy: float
+    bed_gy: float
+    effective_half_life_h: float | None
+    volume_change_pct_at_followup_end: float
+
+
+@dataclass
+class PatientOutcome:
+    """Everything a trial would report about one patient, plus solver status."""
+
+    protocol: str
+    genotype: str
+    seed: int
+    course: str
+    scans: list[ScanReadout]
+    rai: dict
+    lesions: list[LesionOutcome]
+    recist: list[dict]
+    progression_free_months: float | None
+    tg: dict
+    toxicity: dict
+    solver: dict
+
+    def to_dict(self) -> dict:
+        return _clean(asdict(self))
+
+
+def _clean(x):
+    """JSON-safe: NaN/inf → None, numpy scalars → Python, floats rounded to 10 significant digits."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.bool_ | bool):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, float | np.floating):
+        v = float(x)
+        if not math.isfinite(v):
+            return None
+        return float(f"{v:.10g}")
+    return x
+
+
+@dataclass
+class CourseArrays:
+    """A solved course as numpy arrays, with its schedule."""
+
+    course: Course
+    channels: list[Channel]
+    doses: DoseSchedule
+    ts: np.ndarray
+    ys: dict
+    ok: bool
+    num_steps: int
+
+    def index(self, t_h: float) -> int:
+        i = int(np.argmin(np.abs(self.ts - t_h)))
+        if abs(self.ts[i] - t_h) > 1e-6:
+            raise ValueError(f"time {t_h} h is not on the output grid")
+        return i
+
+    def channel(self, kind: str, scan: str | None = None) -> int:
+        for i, c in enumerate(self.channels):
+            if c.kind == kind and c.scan == scan:
+                return i
+        raise KeyError((kind, scan))
+
+
+def _decay(isotope_channel: Channel) -> float:
+    from .protocol import isotope_decay_per_h
+
+    return isotope_decay_per_h(isotope_channel.isotope)
+
+
+def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[str, ScanReadout]:
+    """P(success) of every scan of a course (no draws)."""
+    dos = model.dosimetry
+    mass = np.asarray(model.iodine.lesion_mass_g)
+    diam = np.asarray(sphere_diameter_mm(jnp.asarray(mass)))
+    v_ecf_ml = float(model.iodine.ecf_volume_l) * 1000.0
+    io = ca.ys["iodine"]
+    out = {}
+    for s in ca.course.scans:
+        c = ca.channel("tracer", s.name)
+        t_img = day_to_h(s.day) + s.delay_h
+        i = ca.index(t_img)
+        lesion = io["lesion"][i, c, :]
+        ecf_conc = io["ecf"][i, c] / v_ecf_ml
+        lesion_conc = lesion / mass
+        metric, name, p_l = [], "", None
+        if s.readout == "i123_tbr":
+            tbr = lesion_conc / (dos.background_ecf_fraction * ecf_conc)
+            liver = lesion_conc / (dos.liver_ecf_fraction * ecf_conc)
+            p_l = dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold)
+            metric, name = tbr, "tumour_to_background"
+        elif s.readout == "i124_increase":
+            b = p.scan(s.baseline)
+            cb = ca.channel("tracer", b.name)
+            ib = ca.index(day_to_h(b.day) + b.delay_h)
+            ratio = (lesion * math.exp(_decay(ca.channels[c]) * s.delay_h)) / (
+                io["lesion"][ib, cb, :] * math.exp(_decay(ca.channels[cb]) * b.delay_h)
+            )
+            p_l = dos.p_above(ratio, dos.increase_threshold)
+            metric, name = ratio, "uptake_fold_over_baseline"
+        elif s.readout == "i124_dosimetry":
+            gy = projected_gy_per_gbq(model, ca, s.name)
+            countable = diam >= dos.min_dosimetry_diameter_mm
+            p_l = np.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0)
+            metric, name = gy, "projected_gy_per_gbq"
+        elif s.readout in ("diagnostic_wbs", "post_therapy_wbs"):
+            mbq = lesion * s.tracer_mbq
+            contrast = lesion_conc / (dos.background_ecf_fraction * ecf_conc)
+            p_l = dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
+            metric, name = mbq, "lesion_activity_mbq"
+        p_any = float(dos.p_any(jnp.asarray(p_l))) if p_l is not None else None
+        out[s.name] = ScanReadout(
+            name=s.name,
+            day=s.day,
+            isotope=s.isotope,
+            readout=s.readout,
+            imaging_time_h=t_img,
+            p_success=p_any,
+            lesion_metric=[float(x) for x in np.asarray(metric)],
+            metric_name=name,
+        )
+    return out
+
+
+def projected_gy_per_gbq(model: PatientModel, ca: CourseArrays, scan: str) -> np.ndarray:
+    """I-131 lesion dose per activity projected from a scan's tracer kinetics, Gy/GBq."""
+    c = ca.channel("projection", scan)
+    cum = ca.ys["iodine"]["cum_lesion"][-1, c, :]  # MBq·h per MBq administered
+    s = np.asarray(model.dosimetry.s_value_gy_per_mbq_h(model.iodine.lesion_mass_g))
+    return cum * s * 1000.0
+
+
+def _projection_scan(ca: CourseArrays) -> str | None:
+    rai_day = ca.course.rai_day
+    before = [s for s in ca.course.scans if rai_day is not None and s.day <= rai_day]
+    return before[-1].name if before else None
+
+
+def _whole_body(model: PatientModel, ca: CourseArrays, i: int, c: int) -> float:
+    io = ca.ys["iodine"]
+    ch = ca.channels[c]
+    s = ca.ts[i] - ch.time_h
+    gut = math.exp(-(float(model.iodine.absorption_per_h) + _decay(ch)) * s) if s >= 0 else 0.0
+    return float(gut + io["ecf"][i, c] + io["slow"][i, c] + io["nis_tissue"][i, c] + io["lesion"][i, c, :].sum())
+
+
+def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
+    """Therapy activity from the protocol's policy (GBq), with the limits that bound it."""
+    r = p.rai
+    if ca.course.rai_day is None or r is None:
+        return {
+            "treated": False,
+            "day": None,
+            "policy": r.policy if r else None,
+            "activity_gbq": 0.0,
+            "reason": "not treated on this course",
+        }
+    info: dict = {"treated": True, "day": ca.course.rai_day, "policy": r.policy}
+    scan = _projection_scan(ca)
+    if scan is not None:
+        c = ca.channel("projection", scan)
+        end = ca.ys["iodine"]
+        weight = p.patient.weight_kg
+        blood_ml = float(card_blood_volume_ml(weight))
+        blood_gy = float(
+            model.dosimetry.blood_gy_per_gbq(end["cum_blood"][-1, c], end["cum_body"][-1, c], blood_ml, weight)
+        )
+        r48 = _whole_body(model, ca, ca.index(ca.channels[c].time_h + 48.0), c)
+        gy = projected_gy_per_gbq(model, ca, scan)
+        info.update(
+            projection_scan=scan,
+            projected_blood_gy_per_gbq=blood_gy,
+            projected_retention_48h_fraction=r48,
+            projected_best_lesion_gy_per_gbq=float(np.max(gy)),
+        )
+    if r.policy == "fixed":
+        info.update(activity_gbq=r.activity_gbq, reason="fixed activity")
+    elif r.policy == "dosimetry_max_11.1":
+        mass = np.asarray(model.iodine.lesion_mass_g)
+        countable = np.asarray(sphere_diameter_mm(jnp.asarray(mass))) >= model.dosimetry.min_dosimetry_diameter_mm
+        best = float(np.max(np.where(countable, gy, 0.0)))
+        need = r.target_dose_gy / best if best > 0 else math.inf
+        if need <= r.max_gbq:
+            info.update(activity_gbq=need, reason=f"{r.target_dose_gy:g} Gy to the best lesion")
+        else:
+            info.update(treated=False, activity_gbq=0.0, reason=f"would need {need:.3g} GBq > {r.max_gbq:g} GBq")
+    else:  # dosimetry_guided
+        limit_ret = r.lung_retention_48h_limit_gbq if p.patient.diffuse_lung_metastases else r.retention_48h_limit_gbq
+        limits = {
+            "blood": r.blood_limit_gy / info["projected_blood_gy_per_gbq"],
+            "retention_48h": limit_ret / max(info["projected_retention_48h_fraction"], 1e-12),
+        }
+        if r.cap_gbq is not None:
+            limits["cap"] = r.cap_gbq
+        binding = min(limits, key=limits.get)
+        info.update(activity_gbq=limits[binding], limits_gbq=limits, reason=f"limited by {binding}")
+    return info
+
+
+def card_blood_volume_ml(weight_kg: float) -> float:
+    from .params import card_values
+
+    return card_values("biology/iodine.yaml")["blood_volume_l_per_kg"] * weight_kg * 1000.0
+
+
+def assessment_times_h(p: Protocol, course: Course) -> list[float]:
+    """Follow-up assessment times of a course, h: months after RAI (after day 1 without RAI)."""
+    anchor = day_to_h(course.rai_day) if course.rai_day is not None else 0.0
+    return [anchor + m * DAYS_PER_MONTH * 24.0 for m in p.followup.months]
+
+
+def lesion_course(p: Protocol, model: PatientModel, ca: CourseArrays, activity_gbq: float) -> dict:
+    """Per-lesion therapy dose and BED, volumes, diameters and Tg on the time grid."""
+    io = ca.ys["iodine"]
+    mass = np.asarray(model.iodine.lesion_mass_g)
+    s_val = np.asarray(model.dosimetry.s_value_gy_per_mbq_h(model.iodine.lesion_mass_g))
+    n_l = len(mass)
+    if ca.course.rai_day is not None and activity_gbq > 0:
+        c = ca.channel("therapy")
+        cum = io["cum_lesion"][:, c, :]
+        dose_t = activity_gbq * 1000.0 * cum * s_val[None, :]  # Gy on the grid
+        total = dose_t[-1]
+        frac = np.where(total > 0, dose_t / np.where(total > 0, total, 1.0), 0.0)
+        act = io["lesion"][:, c, :]
+        peak = np.argmax(act, axis=0)
+        lam = np.asarray([act[peak[l], l] / max(cum[-1, l] - cum[peak[l], l], 1e-30) for l in range(n_l)])
+        bed = np.asarray(model.response.bed_gy(jnp.asarray(total), jnp.asarray(lam)))
+        gy_per_gbq = cum[-1] * s_val * 1000.0
+    else:
+        dose_t = np.zeros((len(ca.ts), n_l))
+        total, frac, bed = np.zeros(n_l), np.zeros((len(ca.ts), n_l)), np.zeros(n_l)
+        lam = np.full(n_l, np.nan)
+        gy_per_gbq = np.full(n_l, np.nan)
+    viable, dead = model.response.volumes_ml(
+        jnp.asarray(ca.ts),
+        jnp.asarray(mass),
+        jnp.asarray(ca.ys["cum_erk_inhibition_h"]),
+        jnp.asarray(frac),
+        jnp.asarray(bed),
+    )
+    viable, dead = np.asarray(viable), np.asarray(dead)
+    volume = viable + dead
+    diam = np.asarray(sphere_diameter_mm(jnp.asarray(volume)))
+    tg = np.asarray(
+        model.response.thyroglobulin_ng_ml(
+            jnp.asarray(ca.ts),
+            jnp.asarray(viable),
+            jnp.asarray(ca.ys["nis"]["organification"]),
+            p.patient.baseline_tg_ng_ml,
+        )
+    )
+    return {
+        "dose_t": dose_t,
+        "total_gy": total,
+        "bed_gy": bed,
+        "decay_per_h": lam,
+        "gy_per_gbq": gy_per_gbq,
+        "viable_ml": viable,
+        "volume_ml": volume,
+        "diameter_mm": diam,
+        "tg": tg,
+    }
+
+
+def days_on_drug(ca: CourseArrays) -> np.ndarray:
+    return ca.doses.days_on_drug

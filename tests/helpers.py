@@ -1,0 +1,66 @@
+"""Shared test helpers: example protocols, CLI runner, file writers."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PROTOCOLS = REPO / "configs" / "protocols"
+
+BASE_PROTOCOL: dict = {
+    "name": "test protocol",
+    "patient": {
+        "genotype": "BRAF_V600E",
+        "weight_kg": 70,
+        "lesions": [
+            {"name": "a", "site": "lung", "diameter_mm": 12},
+            {"name": "b", "site": "lymph_node", "mass_g": 2.0, "nis_capacity": 0.5},
+        ],
+    },
+    "treatment": {
+        "regimens": {
+            "BRAF_V600E": [
+                {"drug": "trametinib", "dose_mg": 2, "interval_h": 24},
+                {"drug": "dabrafenib", "dose_mg": 75, "interval_h": 12},
+            ],
+            "RAS": [{"drug": "trametinib", "dose_mg": 2, "interval_h": 24}],
+            "OTHER": [{"drug": "trametinib", "dose_mg": 2, "interval_h": 24}],
+        },
+        "start_day": 1,
+        "stop_day": 21,
+    },
+    "scans": [{"name": "selection", "day": 22, "isotope": "I-123", "readout": "i123_tbr"}],
+    "rai": {"day": 25, "policy": "fixed", "activity_gbq": 5.55},
+    "followup": {"months": [6]},
+}
+
+
+def protocol_dict(**changes) -> dict:
+    """A deep copy of the base protocol with top-level sections replaced."""
+    d = copy.deepcopy(BASE_PROTOCOL)
+    d.update(copy.deepcopy(changes))
+    return d
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m raisim.cli ARGS`` in a subprocess (the real CLI, exit code and streams)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "raisim.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or REPO,
+        env=env,
+        timeout=600,
+    )

@@ -1,0 +1,158 @@
+"""The command line: outputs, determinism and one-line errors for bad input (exit 2)."""
+
+import json
+import shutil
+
+import pytest
+from helpers import PROTOCOLS, REPO, protocol_dict, run_cli, write_yaml
+
+from raisim.cli import main
+
+
+def _assert_one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    err = proc.stderr.strip()
+    assert "Traceback" not in proc.stderr
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    assert main(["simulate", str(PROTOCOLS / "erriti_21d.yaml"), "--out", str(out), "--seed", "3"]) == 0
+    return out
+
+
+def test_simulate_writes_the_contract_files(demo_run):
+    for name in ("timecourse.csv", "outcome.json", "timecourse.png", "manifest.json"):
+        assert (demo_run / name).stat().st_size > 0, name
+    import pandas as pd
+
+    tc = pd.read_csv(demo_run / "timecourse.csv", keep_default_na=False)
+    assert list(tc.columns) == ["time_h", "quantity", "lesion", "value"]
+    q = set(tc.quantity)
+    for needed in (
+        "conc_unbound_nM:trametinib",
+        "conc_total_ng_ml:dabrafenib",
+        "erk_activity",
+        "her3",
+        "membrane_nis",
+        "blood_activity_mbq:I-131",
+        "lesion_activity_mbq:I-131",
+        "lesion_dose_gy",
+        "lesion_volume_ml",
+        "tg_ng_ml",
+    ):
+        assert needed in q, needed
+    assert set(tc[tc.quantity == "lesion_dose_gy"].lesion) == {"lung_1", "node_1", "lung_2"}
+    outcome = json.loads((demo_run / "outcome.json").read_text())
+    assert {"scans", "rai", "lesions", "recist", "toxicity", "solver"} <= set(outcome)
+    assert outcome["solver"]["ok"] is True
+    manifest = json.loads((demo_run / "manifest.json").read_text())
+    assert manifest["seed"] == 3 and len(manifest["config_sha256"]) == 64
+    assert manifest["libraries"]["diffrax"]
+
+
+def test_same_config_and_seed_give_byte_identical_outcome(demo_run, tmp_path):
+    out = tmp_path / "again"
+    assert main(["simulate", str(PROTOCOLS / "erriti_21d.yaml"), "--out", str(out), "--seed", "3"]) == 0
+    assert (out / "outcome.json").read_bytes() == (demo_run / "outcome.json").read_bytes()
+    assert (out / "timecourse.csv").read_bytes() == (demo_run / "timecourse.csv").read_bytes()
+
+
+def test_non_empty_out_is_refused_without_force(demo_run):
+    before = (demo_run / "outcome.json").read_bytes()
+    proc = run_cli("simulate", str(PROTOCOLS / "erriti_21d.yaml"), "--out", str(demo_run))
+    _assert_one_line_error(proc, "--out", "--force")
+    assert (demo_run / "outcome.json").read_bytes() == before
+
+
+def _bad_protocol(tmp_path, data):
+    return write_yaml(tmp_path / "bad.yaml", data)
+
+
+def test_unknown_drug(tmp_path):
+    d = protocol_dict()
+    d["treatment"]["regimens"]["BRAF_V600E"][0]["drug"] = "aspirin"
+    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    _assert_one_line_error(proc, "bad.yaml", "treatment.regimens.BRAF_V600E[0].drug", "trametinib")
+    assert not (tmp_path / "o").exists()
+
+
+def test_negative_duration(tmp_path):
+    d = protocol_dict()
+    d["treatment"]["start_day"] = 10
+    d["treatment"]["stop_day"] = 3
+    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    _assert_one_line_error(proc, "bad.yaml", "treatment.stop_day", ">= start_day")
+
+
+def test_scan_after_followup_ends(tmp_path):
+    d = protocol_dict()
+    d["scans"][0]["day"] = 900
+    d["rai"] = None
+    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    _assert_one_line_error(proc, "bad.yaml", "scans[0].day", "follow-up")
+
+
+def test_yaml_syntax_error_and_existing_output_untouched(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: x\npatient: {genotype: RAS\n  lesions: [\n")
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "outcome.json").write_text("keep me")
+    proc = run_cli("simulate", str(bad), "--out", str(out), "--force")
+    _assert_one_line_error(proc, "broken.yaml", "yaml line", "valid YAML")
+    assert (out / "outcome.json").read_text() == "keep me"
+
+
+def _bad_trials(tmp_path, row_index, column, value):
+    src = (REPO / "models" / "data" / "trials.csv").read_text().splitlines()
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO("\n".join(src))))
+    rows[row_index][rows[0].index(column)] = value
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path = tmp_path / "trials_bad.csv"
+    path.write_text(buf.getvalue())
+    return path
+
+
+def test_trials_row_with_k_greater_than_n(tmp_path):
+    path = _bad_trials(tmp_path, 3, "k", "99")
+    proc = run_cli("trials", str(path))
+    _assert_one_line_error(proc, "trials_bad.csv", "row 3", "'k'")
+
+
+def test_trials_unparseable_regimen(tmp_path):
+    path = _bad_trials(tmp_path, 5, "regimen", "selumetinib 75mg twice daily")
+    proc = run_cli("trials", str(path))
+    _assert_one_line_error(proc, "trials_bad.csv", "row 5", "'regimen'")
+
+
+def test_trials_shipped_table_validates():
+    proc = run_cli("trials")
+    assert proc.returncode == 0, proc.stderr
+    assert "rows" in proc.stdout and "Weber2022" in proc.stdout
+
+
+def test_schema_prints_json_schema():
+    proc = run_cli("schema")
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    assert {"patient", "treatment", "scans", "rai", "branches", "followup"} <= set(schema["properties"])
+
+
+def test_unknown_command_line_option_is_exit_2():
+    proc = run_cli("simulate", "--bogus")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_manifest_records_commit_when_in_git(demo_run):
+    manifest = json.loads((demo_run / "manifest.json").read_text())
+    assert "git_commit" in manifest

@@ -1,0 +1,82 @@
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import protocol_dict
+
+from raisim import PK, one_compartment_oral_closed_form, protocol_from_dict
+from raisim.model import solve
+from raisim.schedule import enumerate_courses
+from raisim.simulate import build_model, build_schedule
+
+KA, CL, V, TLAG = 1.3, 4.0, 120.0, 0.5
+
+
+def _one_compartment_run(interval_h: float, dose_mg: float):
+    p = protocol_from_dict(
+        protocol_dict(
+            patient={"genotype": "RAS", "lesions": [{"site": "lung", "mass_g": 1.0}]},
+            treatment={
+                "regimens": {"RAS": [{"drug": "trametinib", "dose_mg": dose_mg, "interval_h": interval_h}]},
+                "stop_day": 21,
+            },
+            scans=[],
+            rai=None,
+            followup={"months": [1]},
+        )
+    )
+    model = build_model(p)
+    one = lambda x: jnp.asarray([x], dtype=jnp.float64)  # noqa: E731
+    pk = eqx.tree_at(
+        lambda m: (m.ka_per_h, m.cl_l_per_h, m.v1_l, m.q_l_per_h, m.tlag_h, m.f_bio, m.induction_fold),
+        model.pk,
+        (one(KA), one(CL), one(V), one(0.0), one(TLAG), one(1.0), one(1.0)),
+    )
+    model = eqx.tree_at(lambda m: m.pk, model, pk)
+    course = enumerate_courses(p)[0]
+    sched, doses, _ = build_schedule(p, model, course, seed=0, n_channels=1, dose_pad=64)
+    ts = jnp.linspace(0.0, 21 * 24.0, 2017)
+    sol = solve(model, sched, ts, rtol=1e-10, atol=1e-13)
+    assert bool(sol.ok)
+    conc = np.asarray(sol.ys["pk"]["central_mg"])[:, 0] / V
+    times = doses.times_h[0, : doses.n_doses[0]]
+    exact = one_compartment_oral_closed_form(
+        np.asarray(ts), times, np.full(len(times), dose_mg), ka_per_h=KA, cl_l_per_h=CL, v_l=V, tlag_h=TLAG
+    )
+    return np.asarray(ts), conc, exact, doses
+
+
+@pytest.mark.parametrize("interval_h,n_expected", [(24.0, 21), (12.0, 42)])
+def test_engine_matches_closed_form_one_compartment(interval_h, n_expected):
+    ts, conc, exact, doses = _one_compartment_run(interval_h, 2.0)
+    assert doses.n_doses[0] == n_expected
+    mask = exact > 1e-6 * exact.max()
+    rel = np.abs(conc[mask] - exact[mask]) / exact[mask]
+    assert rel.max() < 1e-6, rel.max()
+    # before the first dose has been absorbed there is no drug
+    assert np.all(np.abs(conc[ts < TLAG]) < 1e-15)
+
+
+def test_closed_form_is_not_trivially_matched():
+    """The comparison can fail: a 10 % different clearance is far outside 1e-6."""
+    ts, conc, exact, _ = _one_compartment_run(24.0, 2.0)
+    wrong = one_compartment_oral_closed_form(
+        ts, np.arange(21) * 24.0, np.full(21, 2.0), ka_per_h=KA, cl_l_per_h=CL * 1.1, v_l=V, tlag_h=TLAG
+    )
+    mask = exact > 1e-6 * exact.max()
+    assert np.max(np.abs(conc[mask] - wrong[mask]) / wrong[mask]) > 1e-2
+
+
+def test_unbound_concentration_units():
+    pk = PK.from_cards(("trametinib",))
+    state = {"central_mg": jnp.asarray([2.14]), "peripheral_mg": jnp.zeros(1), "enzyme_fold": jnp.ones(1)}
+    total = float(pk.total_ng_per_ml(state)[0])
+    assert total == pytest.approx(10.0)  # 2.14 mg in 214 L = 10 ng/mL
+    assert float(pk.unbound_nM(state)[0]) == pytest.approx(10.0 * 0.026 / 615.4 * 1000.0)
+
+
+def test_dabrafenib_autoinduction_raises_clearance():
+    pk = PK.from_cards(("dabrafenib",))
+    state = {"central_mg": jnp.asarray([70.0]), "peripheral_mg": jnp.zeros(1), "enzyme_fold": jnp.ones(1)}
+    d = pk.vector_field(state, jnp.zeros(1))
+    assert float(d["enzyme_fold"][0]) > 0.0
