@@ -34,8 +34,8 @@ class Dosimetry(eqx.Module):
     body_gamma_coeff: float
     tbr_threshold: float
     liver_ratio_threshold: float
-    background_ecf_fraction: float
-    liver_ecf_fraction: float
+    background_to_body_mean: float
+    liver_to_body_mean: float
     increase_threshold: float
     target_gy_per_gbq_threshold: float
     min_dosimetry_diameter_mm: float

@@ -50,6 +50,7 @@ class Iodine(eqx.Module):
     retention_gain: Float[Array, ""]
     blood_fraction_of_ecf: Float[Array, ""]
     lesion_mass_g: Float[Array, " l"]
+    body_mass_kg: Float[Array, ""]
     withdrawal_renal_factor: float = eqx.field(static=True)
 
     @classmethod
@@ -73,6 +74,7 @@ class Iodine(eqx.Module):
             retention_gain=f(v["retention_gain"]),
             blood_fraction_of_ecf=f(v_blood * v["blood_to_ecf_concentration"] / v_ecf),
             lesion_mass_g=f(lesion_mass_g),
+            body_mass_kg=f(weight_kg),
             withdrawal_renal_factor=float(v["withdrawal_renal_factor"]),
         )
 

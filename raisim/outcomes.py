@@ -127,7 +127,6 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
     dos = model.dosimetry
     mass = np.asarray(model.iodine.lesion_mass_g)
     diam = np.asarray(sphere_diameter_mm(jnp.asarray(mass)))
-    v_ecf_ml = float(model.iodine.ecf_volume_l) * 1000.0
     io = ca.ys["iodine"]
     out = {}
     for s in ca.course.scans:
@@ -135,12 +134,12 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
         t_img = day_to_h(s.day) + s.delay_h
         i = ca.index(t_img)
         lesion = io["lesion"][i, c, :]
-        ecf_conc = io["ecf"][i, c] / v_ecf_ml
+        body_conc = background_concentration(model, ca, i, c)
         lesion_conc = lesion / mass
         metric, name, p_l = [], "", None
         if s.readout == "i123_tbr":
-            tbr = lesion_conc / (dos.background_ecf_fraction * ecf_conc)
-            liver = lesion_conc / (dos.liver_ecf_fraction * ecf_conc)
+            tbr = lesion_conc / (dos.background_to_body_mean * body_conc)
+            liver = lesion_conc / (dos.liver_to_body_mean * body_conc)
             p_l = dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold)
             metric, name = tbr, "tumour_to_background"
         elif s.readout == "i124_increase":
@@ -159,7 +158,7 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
             metric, name = gy, "projected_gy_per_gbq"
         elif s.readout in ("diagnostic_wbs", "post_therapy_wbs"):
             mbq = lesion * s.tracer_mbq
-            contrast = lesion_conc / (dos.background_ecf_fraction * ecf_conc)
+            contrast = lesion_conc / (dos.background_to_body_mean * body_conc)
             p_l = dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
             metric, name = mbq, "lesion_activity_mbq"
         p_any = float(dos.p_any(jnp.asarray(p_l))) if p_l is not None else None
@@ -174,6 +173,12 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
             metric_name=name,
         )
     return out
+
+
+def background_concentration(model: PatientModel, ca: CourseArrays, i: int, c: int) -> float:
+    """Mean whole-body concentration of non-lesion activity at grid index ``i``, per g (channel ``c``)."""
+    lesions = float(ca.ys["iodine"]["lesion"][i, c, :].sum())
+    return (_whole_body(model, ca, i, c) - lesions) / (float(model.iodine.body_mass_kg) * 1000.0)
 
 
 def projected_gy_per_gbq(model: PatientModel, ca: CourseArrays, scan: str) -> np.ndarray:

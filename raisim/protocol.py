@@ -364,6 +364,8 @@ def _check_protocol(p: Protocol) -> None:
             raise ValueError("rai.day: must not come before the scan it requires")
         if r.day < 1:
             raise ValueError("rai.day: a day >= 1 (day 1 = first TKI dose)")
+        if r.policy != "fixed" and not any(s.day <= r.day for s in p.scans):
+            raise ValueError(f"rai.policy: {r.policy} needs a tracer scan on or before rai.day for dosimetry")
     for i, b in enumerate(p.branches):
         if b.on_fail not in names:
             raise ValueError(f"branches[{i}].on_fail: the name of a scan, one of {names}")

@@ -25,6 +25,7 @@ from .outcomes import (
     LesionOutcome,
     PatientOutcome,
     assessment_times_h,
+    background_concentration,
     choose_activity,
     lesion_course,
     scan_readouts,
@@ -182,10 +183,9 @@ def _outcome(p, model, ca, readouts, seed, solved):
         i = ca.index(t_img)
         lesion = ca.ys["iodine"]["lesion"][i, c, :]
         mass = np.asarray(model.iodine.lesion_mass_g)
-        ecf_conc = ca.ys["iodine"]["ecf"][i, c] / (float(model.iodine.ecf_volume_l) * 1000.0)
         dos = model.dosimetry
         mbq = lesion * activity * 1000.0
-        contrast = (lesion / mass) / (dos.background_ecf_fraction * ecf_conc)
+        contrast = (lesion / mass) / (dos.background_to_body_mean * background_concentration(model, ca, i, c))
         p_l = dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
         rai["post_therapy_wbs_p_success"] = float(dos.p_any(jnp.asarray(p_l)))
     assess = assessment_times_h(p, ca.course)

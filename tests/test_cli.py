@@ -156,3 +156,12 @@ def test_unknown_command_line_option_is_exit_2():
 def test_manifest_records_commit_when_in_git(demo_run):
     manifest = json.loads((demo_run / "manifest.json").read_text())
     assert "git_commit" in manifest
+
+
+@pytest.mark.parametrize("name", ["short_10d.yaml", "meraiode_42d.yaml"])
+def test_every_example_protocol_simulates(name, tmp_path):
+    out = tmp_path / "o"
+    assert main(["simulate", str(PROTOCOLS / name), "--out", str(out)]) == 0
+    outcome = json.loads((out / "outcome.json").read_text())
+    assert outcome["solver"]["ok"] is True
+    assert len(outcome["recist"]) >= 1 and all(r["category"] in {"CR", "PR", "SD", "PD"} for r in outcome["recist"])

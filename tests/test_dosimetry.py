@@ -1,0 +1,41 @@
+import jax.numpy as jnp
+import pytest
+
+from raisim import Dosimetry
+
+
+@pytest.fixture(scope="module")
+def dos():
+    return Dosimetry.from_cards()
+
+
+def test_electron_s_value_uses_self_absorbed_fraction(dos):
+    for m, saf in ((1.0, 0.94), (0.1, 0.85), (0.01, 0.70)):
+        s = float(dos.s_electron_gy_per_mbq_h(jnp.asarray(m)))
+        assert s == pytest.approx(0.111 * saf / m, rel=0.05)
+
+
+def test_self_absorbed_fraction_decreases_below_1g(dos):
+    saf = [float(dos.electron_saf(jnp.asarray(m))) for m in (0.01, 0.1, 1.0, 10.0)]
+    assert saf == sorted(saf)
+
+
+def test_photons_add_little_for_10g(dos):
+    m = jnp.asarray(10.0)
+    ratio = float(dos.s_photon_gy_per_mbq_h(m) / dos.s_electron_gy_per_mbq_h(m))
+    assert 0.0 < ratio <= 0.10
+
+
+def test_blood_dose_eanm_formula(dos):
+    # 4 h blood residence in 4.9 L blood and 14.3 h whole body, 70 kg
+    got = float(dos.blood_gy_per_gbq(4.0, 14.3, 4900.0, 70.0))
+    assert got == pytest.approx(108 * 4.0 / 4900.0 + 0.0188 / 70 ** (2 / 3) * 14.3)
+
+
+def test_readout_probability_is_smooth_and_monotone(dos):
+    m = jnp.linspace(1.0, 10.0, 50)
+    p = dos.p_above(m, 4.0)
+    assert float(p[0]) < 0.01 and float(p[-1]) > 0.99
+    assert bool(jnp.all(jnp.diff(p) > 0))
+    assert float(dos.p_above(jnp.asarray(4.0), 4.0)) == pytest.approx(0.5)
+    assert float(dos.p_any(jnp.asarray([0.5, 0.5]))) == pytest.approx(0.75)
