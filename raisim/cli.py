@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schema", help="print the JSON schema of protocol files")
     sc.add_argument("--indent", type=int, default=2)
+    sc.add_argument("--markdown", action="store_true", help="print the field reference table (README) instead")
 
     t = sub.add_parser("trials", help="validate a trials table and print a summary")
     t.add_argument("csv", nargs="?", default=None, help="trials CSV (default: the shipped models/data/trials.csv)")
@@ -115,9 +116,12 @@ def _print_summary(o: dict) -> None:
 
 
 def cmd_schema(args) -> int:
-    from .protocol import protocol_json_schema
+    from .protocol import field_reference_markdown, protocol_json_schema
 
-    print(json.dumps(protocol_json_schema(), indent=args.indent))
+    if args.markdown:
+        print(field_reference_markdown())
+    else:
+        print(json.dumps(protocol_json_schema(), indent=args.indent))
     return 0
 
 

@@ -160,6 +160,11 @@ def card_values(relative_or_path: str | Path) -> dict[str, float]:
     return {k: v.value for k, v in load_card(relative_or_path).parameters.items()}
 
 
+def available_drugs() -> tuple[str, ...]:
+    """Drugs with a card in ``models/drugs/`` (the drugs a protocol may use)."""
+    return tuple(sorted(p.stem for p in (MODELS_DIR / "drugs").glob("*.yaml")))
+
+
 def all_cards() -> dict[str, Card]:
     """Every card under ``models/`` (drug and biology cards), keyed by relative path."""
     out = {}

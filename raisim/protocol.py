@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
+from .params import available_drugs
 from .vocab import DRUG_NAMES, GENOTYPES, ISOTOPE_HALF_LIFE_H, LESION_SITES, RAI_POLICIES, READOUTS, allowed
 
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -55,8 +56,10 @@ class DrugDose(_Strict):
     @field_validator("drug")
     @classmethod
     def _known_drug(cls, v: str) -> str:
-        if v not in DRUG_NAMES:
-            raise ValueError(allowed(DRUG_NAMES))
+        carded = available_drugs()
+        if v not in carded:
+            extra = " (no card yet)" if v in DRUG_NAMES else ""
+            raise ValueError(f"a drug with a card in models/drugs/{extra}: {allowed(carded)}")
         return v
 
 
@@ -77,8 +80,8 @@ class Hold(_Strict):
 class DoseChange(_Strict):
     """A dose reduction (or increase) of one drug from ``from_day`` on."""
 
-    drug: str
-    from_day: int = Field(ge=1)
+    drug: str = Field(description="drug whose dose changes (one of the regimen drugs)")
+    from_day: int = Field(ge=1, description="first day at the new dose")
     dose_mg: float = Field(gt=0, description="new dose per administration, mg")
 
 
@@ -90,8 +93,8 @@ class Treatment(_Strict):
     )
     start_day: int = Field(1, ge=1, description="first day on TKI (day 1 = first dose)")
     stop_day: int = Field(description="last day on TKI of the planned course, inclusive")
-    holds: list[Hold] = Field(default_factory=list)
-    dose_changes: list[DoseChange] = Field(default_factory=list)
+    holds: list[Hold] = Field(default_factory=list, description="treatment interruptions (days inclusive)")
+    dose_changes: list[DoseChange] = Field(default_factory=list, description="dose reductions or increases")
     missed_dose_probability: float = Field(
         0.0, ge=0.0, le=1.0, description="probability that any one dose is missed (seeded)"
     )
@@ -127,7 +130,7 @@ class Scan(_Strict):
 
     name: str = Field(description="unique scan name, referenced by rai.require and branches")
     day: int = Field(description="day the tracer is given (day 1 = first TKI dose; <= 0 before TKI)")
-    isotope: Literal["I-123", "I-124", "I-131"]
+    isotope: Literal["I-123", "I-124", "I-131"] = Field(description="tracer isotope")
     readout: str | None = Field(None, description="readout criterion; none for a baseline scan")
     baseline: str | None = Field(None, description="name of the baseline scan (i124_increase)")
     activity_mbq: float | None = Field(None, gt=0, description="tracer activity, MBq")
@@ -154,7 +157,9 @@ class Scan(_Strict):
 class TSH(_Strict):
     """TSH stimulation before every tracer and therapy administration."""
 
-    method: Literal["rhTSH", "withdrawal", "none"] = "rhTSH"
+    method: Literal["rhTSH", "withdrawal", "none"] = Field(
+        "rhTSH", description="rhTSH injections, thyroid-hormone withdrawal (~4 weeks), or none"
+    )
     injection_days_before: list[int] = Field(
         default_factory=lambda: [2, 1],
         description="rhTSH: 0.9 mg IM on these days before each administration",
@@ -165,7 +170,7 @@ class RAI(_Strict):
     """Radioiodine (I-131) therapy: day, activity policy and safety limits."""
 
     day: int = Field(description="day I-131 therapy is given")
-    policy: str = Field(description="fixed | dosimetry_max_11.1 | dosimetry_guided")
+    policy: str = Field(description="fixed, dosimetry_max_11.1 or dosimetry_guided")
     activity_gbq: float | None = Field(None, gt=0, description="fixed policy: administered activity, GBq")
     target_dose_gy: float = Field(20.0, gt=0, description="dosimetry_max_11.1: dose to the best lesion, Gy")
     max_gbq: float = Field(11.1, gt=0, description="dosimetry_max_11.1: no treatment above this, GBq")
@@ -210,8 +215,10 @@ class Branch(_Strict):
 class Lesion(_Strict):
     """A tumour lesion: site and size (``mass_g`` or ``diameter_mm``, one of them)."""
 
-    name: str | None = None
-    site: str = Field("other", description="anatomical site")
+    name: str | None = Field(None, description="label used in outputs (default lesionN)")
+    site: str = Field(
+        "other", description="anatomical site: lung, lymph_node, bone, thyroid_bed, soft_tissue, liver or other"
+    )
     mass_g: float | None = Field(None, gt=0, description="lesion mass, g (density 1 g/mL)")
     diameter_mm: float | None = Field(None, gt=0, description="longest diameter, mm (sphere)")
     nis_capacity: float = Field(1.0, gt=0, description="lesion NIS capacity relative to the patient's")
@@ -241,12 +248,14 @@ class Lesion(_Strict):
 class Patient(_Strict):
     """The simulated patient: genotype, covariates and lesions."""
 
-    genotype: str
-    sex: Literal["female", "male"] = "female"
+    genotype: str = Field(description="BRAF_V600E, RAS or OTHER")
+    sex: Literal["female", "male"] = Field("female", description="female or male (PK covariate)")
     weight_kg: float = Field(70.0, gt=20, lt=300, description="body weight, kg")
     baseline_tg_ng_ml: float = Field(50.0, ge=0, description="baseline serum thyroglobulin, ng/mL")
-    diffuse_lung_metastases: bool = False
-    lesions: list[Lesion] = Field(min_length=1)
+    diffuse_lung_metastases: bool = Field(
+        False, description="true lowers the 48-h retention limit to lung_retention_48h_limit_gbq"
+    )
+    lesions: list[Lesion] = Field(min_length=1, description="one or more lesions")
 
     @field_validator("genotype")
     @classmethod
@@ -259,7 +268,10 @@ class Patient(_Strict):
 class FollowUp(_Strict):
     """RECIST assessments, months after RAI (after day 1 if there is no RAI)."""
 
-    months: list[float] = Field(default_factory=lambda: [3.0, 6.0, 12.0])
+    months: list[float] = Field(
+        default_factory=lambda: [3.0, 6.0, 12.0],
+        description="RECIST assessment times, months after RAI (after day 1 without RAI); the last ends follow-up",
+    )
 
     @field_validator("months")
     @classmethod
@@ -270,25 +282,25 @@ class FollowUp(_Strict):
 
 
 class SolverOptions(_Strict):
-    rtol: float = Field(1e-7, gt=0, lt=1e-2)
-    atol: float = Field(1e-10, gt=0)
-    max_steps: int = Field(100_000, ge=100)
+    rtol: float = Field(1e-7, gt=0, lt=1e-2, description="relative tolerance of the adaptive ODE solver")
+    atol: float = Field(1e-10, gt=0, description="absolute tolerance (state units: mg, folds, MBq per MBq)")
+    max_steps: int = Field(100_000, ge=100, description="solver step budget per course; exceeding it is reported")
     output_step_h: float = Field(2.0, gt=0, description="spacing of the saved time grid, hours")
 
 
 class Protocol(_Strict):
     """A complete protocol applied to one patient (see the README for every field)."""
 
-    name: str
-    description: str = ""
-    patient: Patient
-    treatment: Treatment
-    scans: list[Scan] = Field(default_factory=list)
-    tsh: TSH = Field(default_factory=TSH)
-    rai: RAI | None = None
-    branches: list[Branch] = Field(default_factory=list)
-    followup: FollowUp = Field(default_factory=FollowUp)
-    solver: SolverOptions = Field(default_factory=SolverOptions)
+    name: str = Field(description="protocol name shown in outputs")
+    description: str = Field("", description="free text")
+    patient: Patient = Field(description="the simulated patient")
+    treatment: Treatment = Field(description="the TKI course")
+    scans: list[Scan] = Field(default_factory=list, description="tracer scans (baseline and selection)")
+    tsh: TSH = Field(default_factory=TSH, description="TSH stimulation before each administration")
+    rai: RAI | None = Field(None, description="radioiodine therapy; omit for TKI-only simulations")
+    branches: list[Branch] = Field(default_factory=list, description="continue-and-re-scan branches")
+    followup: FollowUp = Field(default_factory=FollowUp, description="follow-up assessments")
+    solver: SolverOptions = Field(default_factory=SolverOptions, description="numerical options")
 
     @model_validator(mode="after")
     def _consistency(self) -> Protocol:
@@ -316,10 +328,6 @@ class Protocol(_Strict):
     def content_hash(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
-
-
-class _Problem(ValueError):
-    """A cross-field problem with its field path, raised inside validation."""
 
 
 def _check_protocol(p: Protocol) -> None:
@@ -452,3 +460,57 @@ def isotope_decay_per_h(isotope: str) -> float:
     import math
 
     return math.log(2.0) / ISOTOPE_HALF_LIFE_H[isotope]
+
+
+def field_reference_markdown() -> str:
+    """A Markdown table of every protocol field: path, type, default, meaning with units.
+
+    The README's config reference is this table (a test keeps them identical).
+    """
+    rows = ["| field | type | default | meaning (units) |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, f in model.model_fields.items():
+            path = f"{prefix}{name}"
+            ann = f.annotation
+            sub = _submodel(ann)
+            tname = _type_name(ann)
+            if f.is_required():
+                default = "required"
+            elif f.default_factory is not None:
+                default = "`" + json.dumps(_jsonable(f.default_factory())) + "`"
+            else:
+                default = "`" + json.dumps(_jsonable(f.default)) + "`"
+            rows.append(f"| `{path}` | {tname} | {default} | {f.description or ''} |")
+            if sub is not None:
+                suffix = ".{genotype}[]." if tname.startswith("dict") else ("[]." if tname.startswith("list") else ".")
+                walk(sub, path + suffix)
+
+    walk(Protocol, "")
+    return "\n".join(rows)
+
+
+def _submodel(ann):
+    import typing
+
+    for a in (ann, *typing.get_args(ann), *(x for t in typing.get_args(ann) for x in typing.get_args(t))):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
+
+
+def _type_name(ann) -> str:
+    return (
+        str(ann)
+        .replace("typing.", "")
+        .replace("raisim.protocol.", "")
+        .replace("<class '", "")
+        .replace("'>", "")
+        .replace("|", "or")
+    )
+
+
+def _jsonable(x):
+    if isinstance(x, BaseModel):
+        return x.model_dump(mode="json")
+    return x

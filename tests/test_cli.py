@@ -77,7 +77,7 @@ def test_unknown_drug(tmp_path):
     d = protocol_dict()
     d["treatment"]["regimens"]["BRAF_V600E"][0]["drug"] = "aspirin"
     proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
-    _assert_one_line_error(proc, "bad.yaml", "treatment.regimens.BRAF_V600E[0].drug", "trametinib")
+    _assert_one_line_error(proc, "bad.yaml", "treatment.regimens.BRAF_V600E[0].drug", "trametinib", "aspirin")
     assert not (tmp_path / "o").exists()
 
 
