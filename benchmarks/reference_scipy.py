@@ -334,9 +334,12 @@ def make_rhs(p: Params, layout: Layout, seg: Segment):
     i_erk, i_her3, i_adapt = s["pathway/erk"].start, s["pathway/her3"].start, s["pathway/adaptive"].start
     sl_mrna, sl_prot, sl_memb, sl_org = s["nis/mrna"], s["nis/protein"], s["nis/membrane"], s["nis/organification"]
     sl_ecf, sl_slow, sl_nist, sl_les = s["iodine/ecf"], s["iodine/slow"], s["iodine/nis_tissue"], s["iodine/lesion"]
-    sl_exc, sl_dec, sl_cb, sl_cbody = s["iodine/excreted"], s["iodine/decayed"], s["iodine/cum_blood"], s[
-        "iodine/cum_body"
-    ]
+    sl_exc, sl_dec, sl_cb, sl_cbody = (
+        s["iodine/excreted"],
+        s["iodine/decayed"],
+        s["iodine/cum_blood"],
+        s["iodine/cum_body"],
+    )
     sl_cles, i_cum = s["iodine/cum_lesion"], s["cum_erk_inhibition_h"].start
     n_c, n_l = p.n_channels, p.n_lesions
 

@@ -79,8 +79,9 @@ def cmd_simulate(args) -> int:
             outputs=["timecourse.csv", "outcome.json", "timecourse.png", "manifest.json"],
         ),
     )
-    _print_summary(outcome)
-    if not outcome["solver"]["ok"]:
+    if outcome["solver"]["ok"]:
+        _print_summary(outcome)
+    else:
         print(
             f"warning: solver failed on {len(outcome['solver']['failed_courses'])} course(s) of 1 patient; "
             "see outcome.json 'solver'",

@@ -168,9 +168,48 @@ def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = Non
     for name, r in readouts.items():
         if r.p_success is not None:
             r.success = bool(draws[name] < r.p_success)
+    if not all(c.ok for c in solved):
+        outcome = _failed_outcome(p, seed, solved)
+        lc = lesion_course(p, model, ca, 0.0)
+        tc = timecourse_frame(p, model, ca, lc, 0.0)
+        return SimulationResult(outcome, tc, ca, solved, model)
     outcome, lc = _outcome(p, model, ca, readouts, seed, solved)
     tc = timecourse_frame(p, model, ca, lc, outcome.rai["activity_gbq"])
     return SimulationResult(outcome, tc, ca, solved, model)
+
+
+def _solver_status(p: Protocol, solved: list[CourseArrays], followed: CourseArrays | None) -> dict:
+    return {
+        "ok": all(c.ok for c in solved),
+        "failed_courses": [c.course.describe() for c in solved if not c.ok],
+        "steps_followed_course": followed.num_steps if followed is not None else None,
+        "rtol": p.solver.rtol,
+        "atol": p.solver.atol,
+        "max_steps": p.solver.max_steps,
+    }
+
+
+def _failed_outcome(p: Protocol, seed: int, solved: list[CourseArrays]) -> PatientOutcome:
+    """The record of a patient whose ODE solve failed: status only, no derived numbers.
+
+    Readouts, doses and RECIST would be computed from an incomplete solution, so they
+    are left empty (null in JSON) rather than reported as if they were results.
+    """
+    return PatientOutcome(
+        protocol=p.name,
+        genotype=p.patient.genotype,
+        seed=seed,
+        course="solver failure: no course could be followed",
+        scans=[],
+        rai={"treated": None, "day": None, "policy": p.rai.policy if p.rai else None, "activity_gbq": None,
+             "reason": "solver failure"},
+        lesions=[],
+        recist=[],
+        progression_free_months=None,
+        tg={},
+        toxicity={},
+        solver=_solver_status(p, solved, None),
+    )
 
 
 def _outcome(p, model, ca, readouts, seed, solved):
@@ -240,14 +279,7 @@ def _outcome(p, model, ca, readouts, seed, solved):
         "p_grade3_ae": float(model.toxicity.p_grade3(jnp.asarray(days))),
         "p_discontinuation": float(model.toxicity.p_discontinuation(jnp.asarray(days))),
     }
-    failed = [c.course.describe() for c in solved if not c.ok]
-    solver = {
-        "ok": all(c.ok for c in solved),
-        "failed_courses": failed,
-        "steps_followed_course": ca.num_steps,
-        "rtol": p.solver.rtol,
-        "atol": p.solver.atol,
-    }
+    solver = _solver_status(p, solved, ca)
     return (
         PatientOutcome(
             protocol=p.name,
@@ -269,6 +301,11 @@ def _outcome(p, model, ca, readouts, seed, solved):
 
 def timecourse_frame(p: Protocol, model: PatientModel, ca: CourseArrays, lc: dict, activity_gbq: float) -> pd.DataFrame:
     """Long-format time course: columns time_h, quantity, lesion, value."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _timecourse_frame(p, model, ca, lc, activity_gbq)
+
+
+def _timecourse_frame(p, model, ca, lc, activity_gbq):
     ts = ca.ts
     names = [les.name or f"lesion{i + 1}" for i, les in enumerate(p.patient.lesions)]
     frames: list[pd.DataFrame] = []

@@ -165,3 +165,13 @@ def test_every_example_protocol_simulates(name, tmp_path):
     outcome = json.loads((out / "outcome.json").read_text())
     assert outcome["solver"]["ok"] is True
     assert len(outcome["recist"]) >= 1 and all(r["category"] in {"CR", "PR", "SD", "PD"} for r in outcome["recist"])
+
+
+def test_solver_failure_is_flagged_not_reported_as_results(tmp_path):
+    d = protocol_dict(solver={"max_steps": 100})
+    proc = run_cli("simulate", str(write_yaml(tmp_path / "p.yaml", d)), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    assert "solver failed" in proc.stderr
+    outcome = json.loads((tmp_path / "o" / "outcome.json").read_text())
+    assert outcome["solver"]["ok"] is False and outcome["solver"]["failed_courses"]
+    assert outcome["recist"] == [] and outcome["lesions"] == [] and outcome["rai"]["activity_gbq"] is None
