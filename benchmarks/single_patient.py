@@ -30,7 +30,6 @@ import argparse
 import datetime as dt
 import importlib.metadata as md
 import json
-import math
 import os
 import platform
 import statistics
@@ -50,10 +49,9 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from reference_scipy import solve_reference_with_stats  # noqa: E402
 
-from raisim import build_model, enumerate_courses, load_protocol  # noqa: E402
+from raisim import load_protocol  # noqa: E402
 from raisim.model import solve  # noqa: E402
-from raisim.schedule import FAR_FUTURE_H, build_channels, build_doses  # noqa: E402
-from raisim.simulate import build_schedule, time_grid  # noqa: E402
+from raisim.simulate import prepare  # noqa: E402
 
 DEFAULT_PROTOCOL = REPO / "configs" / "protocols" / "erriti_21d.yaml"
 TIGHT = {"method": "DOP853", "rtol": 1e-10, "atol": 1e-14}
@@ -65,29 +63,16 @@ TIGHT = {"method": "DOP853", "rtol": 1e-10, "atol": 1e-14}
 
 
 def setup(protocol_path: Path, days: float, grid_kind: str, seed: int = 0):
-    p = load_protocol(protocol_path)
-    model = build_model(p)
-    courses = enumerate_courses(p)
-    n_channels = max(1, *(len(build_channels(p, c)) for c in courses))
-    dose_pad = max(build_doses(p, c, seed).times_h.shape[1] for c in courses)
-    scheds = [build_schedule(p, model, c, seed, n_channels, dose_pad)[0] for c in courses]
-    starts = [0.0]
-    for sched, c in zip(scheds, courses, strict=True):
-        chans = build_channels(p, c, n_channels)
-        starts.append(min((ch.time_h for ch in chans if ch.time_h < FAR_FUTURE_H / 2), default=0.0))
-        starts.append(float(jnp.min(sched.tsh.injection_times_h)))
-        starts.append(float(jnp.min(sched.tsh.withdrawal_start_h)))
-    t_start = math.floor(min(starts) / 24.0) * 24.0 - 24.0
-    t_end = days * 24.0
+    prep = prepare(load_protocol(protocol_path), seed)
+    p, t_start, t_end = prep.protocol, float(prep.grid[0]), days * 24.0
     if grid_kind == "uniform":
         grid = np.unique(np.append(np.arange(t_start, t_end, p.solver.output_step_h), t_end))
     else:
         # the protocol's grid (fine through the active phase, daily after), cut or extended to t_end
-        full = time_grid(p, courses, t_start)
-        grid = full[full <= t_end]
+        grid = prep.grid[prep.grid <= t_end]
         if grid[-1] < t_end:
             grid = np.unique(np.concatenate([grid, np.arange(grid[-1], t_end, 24.0), [t_end]]))
-    return p, model, courses[0], scheds[0], grid
+    return p, prep.model, prep.courses[0], prep.schedules[0][0], grid
 
 
 # ---------------------------------------------------------------------------

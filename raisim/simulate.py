@@ -126,8 +126,19 @@ def _draw(seed: int, names: list[str]) -> dict[str, float]:
     return dict(zip(names, u.tolist(), strict=True))
 
 
-def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None) -> SimulationResult:
-    """Simulate the protocol's patient with typical parameters; readouts drawn with ``seed``."""
+@dataclass
+class Prepared:
+    """Everything a protocol needs before solving: model, courses, padded schedules, shared grid."""
+
+    protocol: Protocol
+    model: PatientModel
+    courses: list
+    schedules: list  # (Schedule, DoseSchedule, list[Channel]) per course
+    grid: np.ndarray
+
+
+def prepare(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None) -> Prepared:
+    """Build the model, every course's schedule (padded to one compiled shape) and the time grid."""
     model = build_model(p, overrides)
     courses = enumerate_courses(p)
     n_channels = max(1, *(len(build_channels(p, c)) for c in courses))
@@ -139,7 +150,13 @@ def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = Non
         starts.append(float(jnp.min(sched.tsh.injection_times_h)))
         starts.append(float(jnp.min(sched.tsh.withdrawal_start_h)))
     t_start = math.floor(min(starts) / 24.0) * 24.0 - 24.0
-    grid = time_grid(p, courses, t_start)
+    return Prepared(p, model, courses, scheds, time_grid(p, courses, t_start))
+
+
+def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None) -> SimulationResult:
+    """Simulate the protocol's patient with typical parameters; readouts drawn with ``seed``."""
+    prep = prepare(p, seed, overrides)
+    model, courses, scheds, grid = prep.model, prep.courses, prep.schedules, prep.grid
     solved: list[CourseArrays] = []
     for course, (sched, doses, channels) in zip(courses, scheds, strict=True):
         sol: Solution = solve(

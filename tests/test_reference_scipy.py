@@ -10,7 +10,6 @@ reference must break that agreement, so the comparison can fail.
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -20,10 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from raisim import build_model, enumerate_courses, load_protocol
+from raisim import load_protocol
 from raisim.model import solve
-from raisim.schedule import FAR_FUTURE_H, build_channels, build_doses
-from raisim.simulate import build_schedule, time_grid
+from raisim.simulate import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -38,23 +36,10 @@ AGREE = 1e-5  # max |raisim - reference| / max_t |reference|, per series
 
 
 def _setup():
-    """Model, schedules of every course and the shared grid, built as ``raisim.simulate.simulate`` does."""
-    p = load_protocol(PROTOCOL)
-    seed = 0
-    model = build_model(p)
-    courses = enumerate_courses(p)
-    n_channels = max(1, *(len(build_channels(p, c)) for c in courses))
-    dose_pad = max(build_doses(p, c, seed).times_h.shape[1] for c in courses)
-    scheds = [build_schedule(p, model, c, seed, n_channels, dose_pad)[0] for c in courses]
-    starts = [0.0]
-    for sched, c in zip(scheds, courses, strict=True):
-        chans = build_channels(p, c, n_channels)
-        starts.append(min((ch.time_h for ch in chans if ch.time_h < FAR_FUTURE_H / 2), default=0.0))
-        starts.append(float(jnp.min(sched.tsh.injection_times_h)))
-        starts.append(float(jnp.min(sched.tsh.withdrawal_start_h)))
-    t_start = math.floor(min(starts) / 24.0) * 24.0 - 24.0
-    grid = time_grid(p, courses, t_start)
-    return p, model, courses, scheds, grid
+    """Model, schedules of every course and the shared grid, exactly as ``raisim.simulate`` builds them."""
+    prep = prepare(load_protocol(PROTOCOL), seed=0)
+    scheds = [sched for sched, _, _ in prep.schedules]
+    return prep.protocol, prep.model, prep.courses, scheds, prep.grid
 
 
 def _np(tree):
