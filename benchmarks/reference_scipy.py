@@ -71,6 +71,8 @@ class Params:
     fu: np.ndarray
     mw: np.ndarray
     ind_fold: np.ndarray
+    ind_ec50: np.ndarray
+    infusion: np.ndarray  # (d,) infusion duration, h; 0 = oral
     ind_rate: np.ndarray
     # doses, shape (d, n)
     dose_t: np.ndarray
@@ -139,6 +141,8 @@ class Params:
             fu=_a(pk.fu),
             mw=_a(pk.mw_g_per_mol),
             ind_fold=_a(pk.induction_fold),
+            ind_ec50=_a(pk.induction_ec50_ng_ml),
+            infusion=_a(pk.infusion_h),
             ind_rate=_a(pk.induction_rate_per_h),
             dose_t=_a(schedule.dose_times_h),
             dose_mg=_a(schedule.dose_mg),
@@ -205,7 +209,7 @@ class Params:
         return np.concatenate(
             [
                 self.dose_t.ravel(),
-                (self.dose_t + self.tlag[:, None]).ravel(),
+                (self.dose_t + np.where(self.infusion > 0, self.infusion, self.tlag)[:, None]).ravel(),
                 self.inj_t,
                 self.wd_start,
                 self.wd_end,
@@ -303,7 +307,8 @@ class Segment:
     """The forcing on one open interval between discontinuities, frozen switches, referred to ``a``."""
 
     a: float
-    abs_coef: np.ndarray  # (d,) absorption flux at t = a, mg/h, of the doses already absorbing
+    abs_coef: np.ndarray  # (d,) absorption flux at t = a, mg/h, of the oral doses already absorbing
+    iv_rate: np.ndarray  # (d,) infusion rate on the segment, mg/h
     rh_ke: float  # sum over injections already given of exp(-ke (a - t_i))
     rh_ka: float  # same with ka
     wd_on: bool  # inside a withdrawal window
@@ -317,14 +322,18 @@ class Segment:
         active = s_dose >= 0.0
         ka = p.ka[:, None]
         at_a = np.where(active, np.exp(-ka * np.where(active, a - p.dose_t - p.tlag[:, None], 0.0)), 0.0)
-        abs_coef = np.sum(p.f_bio[:, None] * p.dose_mg * ka * at_a, axis=1)
+        oral = (p.infusion == 0.0)[:, None]
+        abs_coef = np.sum(np.where(oral, p.f_bio[:, None] * p.dose_mg * ka * at_a, 0.0), axis=1)
+        dur = p.infusion[:, None]
+        infusing = (~oral) & (mid >= p.dose_t) & (mid < p.dose_t + dur)
+        iv_rate = np.sum(np.where(infusing, p.dose_mg / np.where(oral, 1.0, dur), 0.0), axis=1)
         on = (mid - p.inj_t) > 0.0
         ds = np.where(on, a - p.inj_t, 0.0)
         rh_ke = float(np.sum(np.where(on, np.exp(-p.tsh_ke * ds), 0.0)))
         rh_ka = float(np.sum(np.where(on, np.exp(-p.tsh_ka * ds), 0.0)))
         wd_on = bool(np.any((mid >= p.wd_start) & (mid < p.wd_end)))
         gut_on = (mid - p.admin_t) >= 0.0
-        return cls(a, abs_coef, rh_ke, rh_ka, wd_on, gut_on, mid >= 0.0)
+        return cls(a, abs_coef, iv_rate, rh_ke, rh_ka, wd_on, gut_on, mid >= 0.0)
 
 
 def make_rhs(p: Params, layout: Layout, seg: Segment):
@@ -364,14 +373,15 @@ def make_rhs(p: Params, layout: Layout, seg: Segment):
         dy = np.empty_like(y)
         dt = t - a
         # --- Block 1: PK ---------------------------------------------------
-        absorption = seg.abs_coef * np.exp(-p.ka * dt)
+        absorption = seg.abs_coef * np.exp(-p.ka * dt) + seg.iv_rate
         c1 = y[sl_c] / p.v1
         c2 = y[sl_p] / p.v2
         enz = y[sl_e]
         elim = p.cl * enz * c1
         dist = p.q * (c1 - c2)
         conc_ng = c1 * 1000.0
-        target = 1.0 + (p.ind_fold - 1.0) * conc_ng / (1.0 + conc_ng)
+        conc_pos = np.maximum(conc_ng, 0.0)
+        target = 1.0 + (p.ind_fold - 1.0) * conc_pos / (p.ind_ec50 + conc_pos)
         dy[sl_c] = absorption - elim - dist
         dy[sl_p] = dist
         dy[sl_e] = p.ind_rate * (target - enz)

@@ -21,7 +21,9 @@ from .nis import NIS  # noqa: E402
 from .outcomes import LesionOutcome, PatientOutcome, ScanReadout  # noqa: E402
 from .params import Card, ParameterEntry, all_cards, card_values, load_card  # noqa: E402
 from .pathway import TARGETS, Pathway, target_inhibition  # noqa: E402
-from .pk import PK, one_compartment_oral_closed_form  # noqa: E402
+from .pk import PK, DoseTable, one_compartment_oral_closed_form  # noqa: E402
+from .pkpop import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk  # noqa: E402
+from .pkreport import pk_report  # noqa: E402
 from .protocol import Protocol, load_protocol, protocol_from_dict, protocol_json_schema  # noqa: E402
 from .response import Response, dale_bed_gy, sphere_diameter_mm  # noqa: E402
 from .schedule import Course, build_doses, enumerate_courses  # noqa: E402
@@ -33,6 +35,7 @@ from .tsh import TSHForcing  # noqa: E402
 __all__ = [
     "Card",
     "Course",
+    "DoseTable",
     "Dosimetry",
     "InputError",
     "Iodine",
@@ -59,6 +62,8 @@ __all__ = [
     "build_doses",
     "build_model",
     "card_values",
+    "closed_form_central_mg",
+    "concentration_ng_ml",
     "dale_bed_gy",
     "enumerate_courses",
     "load_card",
@@ -66,10 +71,13 @@ __all__ = [
     "load_trials",
     "one_compartment_oral_closed_form",
     "parse_regimen",
+    "pk_report",
     "protocol_from_dict",
     "protocol_json_schema",
+    "sample_population",
     "simulate",
     "solve",
+    "solve_pk",
     "sphere_diameter_mm",
     "target_inhibition",
 ]

@@ -29,6 +29,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output directory")
     s.add_argument("--seed", type=int, default=0, help="seed for readout noise and missed doses (default 0)")
     s.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
+    s.add_argument(
+        "--pk-report",
+        type=int,
+        metavar="N",
+        default=0,
+        help="also write pk_report.csv/png: each drug's concentration, typical and 5-95 %% band of N patients",
+    )
 
     sc = sub.add_parser("schema", help="print the JSON schema of protocol files")
     sc.add_argument("--indent", type=int, default=2)
@@ -48,6 +55,10 @@ def cmd_simulate(args) -> int:
     from .store import atomic_savefig, manifest, prepare_out_dir, write_csv, write_json
 
     protocol = load_protocol(args.config)  # validate before touching the output directory
+    if args.pk_report < 0 or args.pk_report == 1:
+        raise InputError(
+            "<command line>", "--pk-report", "a number of virtual patients >= 2 (0 = no report)", got=args.pk_report
+        )
     out = prepare_out_dir(args.out, force=args.force)
     print(
         f"raisim simulate: {protocol.name} ({protocol.patient.genotype}, "
@@ -69,6 +80,17 @@ def cmd_simulate(args) -> int:
     )
     atomic_savefig(fig, out / "timecourse.png", dpi=110)
     plt.close(fig)
+    outputs = ["timecourse.csv", "outcome.json", "timecourse.png", "manifest.json"]
+    if args.pk_report:
+        from .pkreport import pk_report, pk_report_figure
+
+        report = pk_report(protocol, result.course.doses, args.pk_report, args.seed, course.tki_last_day + 7)
+        write_csv(out / "pk_report.csv", report)
+        title = f"{protocol.name}: PK, {protocol.patient.sex}, {protocol.patient.weight_kg:g} kg"
+        fig = pk_report_figure(report, args.pk_report, title)
+        atomic_savefig(fig, out / "pk_report.png", dpi=110)
+        plt.close(fig)
+        outputs += ["pk_report.csv", "pk_report.png"]
     write_json(
         out / "manifest.json",
         manifest(
@@ -76,7 +98,8 @@ def cmd_simulate(args) -> int:
             protocol.model_dump(mode="json"),
             args.seed,
             args.config,
-            outputs=["timecourse.csv", "outcome.json", "timecourse.png", "manifest.json"],
+            outputs=outputs,
+            pk_report_patients=args.pk_report,
         ),
     )
     if outcome["solver"]["ok"]:
@@ -87,7 +110,7 @@ def cmd_simulate(args) -> int:
             "see outcome.json 'solver'",
             file=sys.stderr,
         )
-    print(f"wrote {out}/timecourse.csv, outcome.json, timecourse.png, manifest.json", file=sys.stderr)
+    print(f"wrote {out}/: {', '.join(outputs)}", file=sys.stderr)
     return 0
 
 

@@ -61,10 +61,10 @@ def initial_state(model: PatientModel, schedule: Schedule, t0: float) -> dict:
     }
 
 
-def vector_field(t: Float[Array, ""], y: dict, args: tuple[PatientModel, Schedule]) -> dict:
-    """d(state)/dt of the coupled system."""
-    model, sched = args
-    absorption = model.pk.absorption_rate_mg_per_h(t, sched.dose_times_h, sched.dose_mg)
+def vector_field(t: Float[Array, ""], y: dict, args: tuple) -> dict:
+    """d(state)/dt of the coupled system; ``args`` = (model, schedule, the schedule's dose table)."""
+    model, sched, doses = args
+    absorption = model.pk.input_rate_mg_per_h(t, doses)
     conc = model.pk.unbound_nM(y["pk"])
     inhibition = target_inhibition(conc, model.pathway.ic50_nM)
     erk = y["pathway"]["erk"]
@@ -106,12 +106,10 @@ def solve(
     ``Solution.ok`` is False and the caller reports them.
     """
     t0, t1 = save_ts[0], save_ts[-1]
-    lag = model.pk.tlag_h[:, None]
     jumps = jnp.sort(
         jnp.concatenate(
             [
-                jnp.ravel(schedule.dose_times_h),
-                jnp.ravel(schedule.dose_times_h + lag),
+                model.pk.jump_times_h(schedule.dose_times_h),
                 schedule.tsh.jump_times_h(),
                 schedule.channels.admin_time_h,
             ]
@@ -127,7 +125,7 @@ def solve(
         t1,
         dt0=0.05,
         y0=initial_state(model, schedule, t0),
-        args=(model, schedule),
+        args=(model, schedule, model.pk.dose_table(schedule.dose_times_h, schedule.dose_mg)),
         saveat=diffrax.SaveAt(ts=save_ts),
         stepsize_controller=controller,
         max_steps=max_steps,

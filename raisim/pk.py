@@ -1,12 +1,13 @@
 """Block 1 — TKI pharmacokinetics.
 
-Oral dosing with first-order absorption after a lag, one- or two-compartment
-disposition, optional CYP3A4 autoinduction (an enzyme state that scales
-clearance). Parameters are apparent (CL/F, V/F). Repeated doses are exact: the
-depot is linear first-order, so its absorption flux is the closed-form
-superposition over doses and enters the central compartment as a forcing
-term; its discontinuities (t_dose + t_lag) are passed to the step-size
-controller as jump times.
+Oral dosing with first-order absorption after a lag (or a zero-order IV
+infusion, for antibodies), one- or two-compartment disposition, optional
+CYP3A4 autoinduction (an enzyme state that scales clearance). Parameters are
+apparent (CL/F, V/F) and may carry covariates (sex, weight). Repeated doses
+are exact: the depot is linear first-order (or an infusion window), so its
+input flux is the closed-form superposition over doses and enters the
+central compartment as a forcing term; its discontinuities (t_dose + t_lag,
+infusion start and end) are jump times of the step-size controller.
 
 Units: time h, amounts mg, volumes L, clearances L/h, concentrations ng/mL
 (total) and nM (unbound).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
@@ -24,11 +26,62 @@ from .params import card_values, load_card
 
 DRUG_CARD_DIR = "drugs"
 
+#: Card keys of the structural PK parameters, in the order of :class:`PK`'s fields.
+PK_KEYS = (
+    "ka_per_h",
+    "tlag_h",
+    "f_bio",
+    "cl_l_per_h",
+    "v1_l",
+    "q_l_per_h",
+    "v2_l",
+    "fu",
+    "mw_g_per_mol",
+    "induction_fold",
+    "induction_ec50_ng_ml",
+    "infusion_h",
+)
+
+REFERENCE_WEIGHT_KG = 70.0
+
+
+def drug_values(drug: str, sex: str | None = None, weight_kg: float | None = None) -> dict[str, float]:
+    """Typical PK values of a drug card, with the sex and weight covariates applied when given.
+
+    ``cov_cl_female``/``cov_cl_male`` multiply CL/F; ``cov_cl_weight_exp`` and
+    ``cov_v_weight_exp`` scale CL/F and V/F by (weight / 70 kg)^exponent.
+    Without covariates the card's population-typical values are returned.
+    """
+    v = dict(card_values(f"{DRUG_CARD_DIR}/{drug}.yaml"))
+    if sex is not None and f"cov_cl_{sex}" in v:
+        v["cl_l_per_h"] *= v[f"cov_cl_{sex}"]
+    if weight_kg is not None:
+        w = weight_kg / REFERENCE_WEIGHT_KG
+        v["cl_l_per_h"] *= w ** v.get("cov_cl_weight_exp", 0.0)
+        scale_v = w ** v.get("cov_v_weight_exp", 0.0)
+        v["v1_l"] *= scale_v
+        v["v2_l"] *= scale_v
+    return v
+
+
+class DoseTable(eqx.Module):
+    """A dosing history prepared for O(log n) input evaluation (see :meth:`PK.dose_table`).
+
+    ``start_h``: absorption (or infusion) start of each dose, h; ``running_mg``:
+    running sum of the still-absorbing amounts at each start, mg; ``dose_mg``:
+    the dose amounts, mg. Shapes ``(n_drugs, n_doses)``.
+    """
+
+    start_h: Float[Array, "d n"]
+    running_mg: Float[Array, "d n"]
+    dose_mg: Float[Array, "d n"]
+
 
 class PK(eqx.Module):
-    """Population-typical PK of the drugs of one protocol, stacked along a drug axis.
+    """PK of the drugs of one protocol, stacked along a drug axis.
 
-    Every field has shape ``(n_drugs,)``, in the protocol's drug order.
+    Every field has shape ``(n_drugs,)`` (one patient) or ``(n, n_drugs)`` for a
+    batch of patients sampled by :mod:`raisim.pkpop` (vmap over the first axis).
     """
 
     ka_per_h: Float[Array, " d"]
@@ -41,37 +94,34 @@ class PK(eqx.Module):
     fu: Float[Array, " d"]
     mw_g_per_mol: Float[Array, " d"]
     induction_fold: Float[Array, " d"]
+    induction_ec50_ng_ml: Float[Array, " d"]
+    infusion_h: Float[Array, " d"]
     induction_rate_per_h: Float[Array, " d"]
     names: tuple[str, ...] = eqx.field(static=True)
 
     @classmethod
-    def from_cards(cls, drugs: tuple[str, ...], overrides: dict[str, dict[str, float]] | None = None) -> PK:
-        """Stack the drug cards ``models/drugs/<drug>.yaml`` (typical values)."""
+    def from_cards(
+        cls,
+        drugs: tuple[str, ...],
+        overrides: dict[str, dict[str, float]] | None = None,
+        *,
+        sex: str | None = None,
+        weight_kg: float | None = None,
+    ) -> PK:
+        """Stack the drug cards ``models/drugs/<drug>.yaml`` (typical values, covariates applied)."""
         rows = []
         for d in drugs:
-            v = dict(card_values(f"{DRUG_CARD_DIR}/{d}.yaml"))
+            v = drug_values(d, sex, weight_kg)
             v.update((overrides or {}).get(d, {}))
             rows.append(v)
+        cols = {k: jnp.asarray([r[k] for r in rows], dtype=jnp.float64) for k in PK_KEYS}
+        rate = jnp.asarray([math.log(2.0) / r["induction_t_half_h"] for r in rows], dtype=jnp.float64)
+        return cls(**cols, induction_rate_per_h=rate, names=tuple(drugs))
 
-        def col(key: str) -> jnp.ndarray:
-            return jnp.asarray([r[key] for r in rows], dtype=jnp.float64)
-
-        return cls(
-            ka_per_h=col("ka_per_h"),
-            tlag_h=col("tlag_h"),
-            f_bio=col("f_bio"),
-            cl_l_per_h=col("cl_l_per_h"),
-            v1_l=col("v1_l"),
-            q_l_per_h=col("q_l_per_h"),
-            v2_l=col("v2_l"),
-            fu=col("fu"),
-            mw_g_per_mol=col("mw_g_per_mol"),
-            induction_fold=col("induction_fold"),
-            induction_rate_per_h=jnp.asarray(
-                [math.log(2.0) / r["induction_t_half_h"] for r in rows], dtype=jnp.float64
-            ),
-            names=tuple(drugs),
-        )
+    @property
+    def is_linear(self) -> Array:
+        """True per drug when no autoinduction acts (closed-form superposition applies)."""
+        return self.induction_fold == 1.0
 
     # -- state ---------------------------------------------------------------
 
@@ -80,43 +130,69 @@ class PK(eqx.Module):
         z = jnp.zeros_like(self.ka_per_h)
         return {"central_mg": z, "peripheral_mg": z, "enzyme_fold": jnp.ones_like(z)}
 
-    def absorption_rate_mg_per_h(
-        self, t: Float[Array, ""], dose_times_h: Float[Array, "d n"], dose_mg: Float[Array, "d n"]
-    ) -> Float[Array, " d"]:
-        """Absorption flux from the gut depot into the central compartment, mg/h.
+    def dose_table(self, dose_times_h: Float[Array, "d n"], dose_mg: Float[Array, "d n"]) -> DoseTable:
+        """Precompute the input of a dosing history so that one evaluation costs O(log n).
 
-        Closed-form superposition of first-order absorption after a lag; padded
-        doses carry 0 mg.
+        For first-order absorption the superposition Σ_i A_i e^{−ka (t − t_i − t_lag)}
+        over doses already absorbing equals e^{−ka (t − τ_k)} S_k, with τ_k the
+        last absorption start ≤ t and S_k = S_{k−1} e^{−ka (τ_k − τ_{k−1})} + A_k
+        a running sum computed once — the same closed form, not an approximation.
+        Dose times must be sorted per drug (padding at the end), as the schedule
+        builder produces them.
         """
-        ka = self.ka_per_h[:, None]
-        s = t - dose_times_h - self.tlag_h[:, None]
-        active = s >= 0.0
-        term = jnp.where(active, jnp.exp(-ka * jnp.where(active, s, 0.0)), 0.0)
-        return jnp.sum(self.f_bio[:, None] * dose_mg * ka * term, axis=1)
+        start = dose_times_h + jnp.where(self.infusion_h > 0, 0.0, self.tlag_h)[:, None]
 
-    def depot_mg(
-        self, t: Float[Array, ""], dose_times_h: Float[Array, "d n"], dose_mg: Float[Array, "d n"]
-    ) -> Float[Array, " d"]:
-        """Amount still in the gut depot (bioavailable part), mg; lagged doses count in full."""
-        ka = self.ka_per_h[:, None]
-        given = t >= dose_times_h
-        s = t - dose_times_h - self.tlag_h[:, None]
-        frac = jnp.where(s > 0.0, jnp.exp(-ka * jnp.where(s > 0.0, s, 0.0)), 1.0)
-        return jnp.sum(jnp.where(given, self.f_bio[:, None] * dose_mg * frac, 0.0), axis=1)
+        def running(ka, starts, amounts):
+            def step(carry, x):
+                s_prev, t_prev = carry
+                t_i, a_i = x
+                gap = jnp.where(jnp.isfinite(t_i - t_prev), t_i - t_prev, 0.0)
+                s_new = s_prev * jnp.exp(-ka * gap) + a_i
+                return (s_new, t_i), s_new
 
-    def vector_field(self, state: dict, absorption_mg_per_h: Float[Array, " d"]) -> dict:
-        """d(state)/dt given the absorption flux (mg/h)."""
+            _, out = jax.lax.scan(step, (jnp.zeros(()), starts[0]), (starts, amounts))
+            return out
+
+        prefix = jax.vmap(running)(self.ka_per_h, start, dose_mg)
+        return DoseTable(start_h=start, running_mg=prefix, dose_mg=dose_mg)
+
+    def input_rate_mg_per_h(self, t: Float[Array, ""], table: DoseTable) -> Float[Array, " d"]:
+        """Drug input into the central compartment at time ``t``, mg/h.
+
+        Oral: first-order absorption after a lag, superposed over every dose
+        (exactly, through the running sum of :meth:`dose_table`). IV infusion
+        (``infusion_h`` > 0): dose / duration while the latest infusion runs
+        (infusions must not overlap: the duration is shorter than the interval).
+        """
+
+        def per_drug(ka, f, dur, starts, running, amounts):
+            k = jnp.searchsorted(starts, t, side="right") - 1
+            kk = jnp.maximum(k, 0)
+            since = t - starts[kk]
+            oral = f * ka * running[kk] * jnp.exp(-ka * jnp.maximum(since, 0.0))
+            iv = jnp.where(since < dur, amounts[kk] / jnp.where(dur > 0, dur, 1.0), 0.0)
+            return jnp.where(k >= 0, jnp.where(dur > 0, iv, oral), 0.0)
+
+        return jax.vmap(per_drug)(
+            self.ka_per_h, self.f_bio, self.infusion_h, table.start_h, table.running_mg, table.dose_mg
+        )
+
+    def jump_times_h(self, dose_times_h: Float[Array, "d n"]) -> Float[Array, " j"]:
+        """Discontinuities of the input: dose times, + lag (oral), + duration (infusion)."""
+        end = jnp.where(self.infusion_h[:, None] > 0, self.infusion_h[:, None], self.tlag_h[:, None])
+        return jnp.concatenate([jnp.ravel(dose_times_h), jnp.ravel(dose_times_h + end)])
+
+    def vector_field(self, state: dict, input_mg_per_h: Float[Array, " d"]) -> dict:
+        """d(state)/dt given the input flux into the central compartment (mg/h)."""
         c1 = state["central_mg"] / self.v1_l  # mg/L
         c2 = state["peripheral_mg"] / self.v2_l
         enzyme = state["enzyme_fold"]
         elim = self.cl_l_per_h * enzyme * c1
         dist = self.q_l_per_h * (c1 - c2)
-        # autoinduction: enzyme relaxes towards its induced level while drug is present
-        # (saturating in total concentration, half-maximal at 1 ng/mL).
-        conc_ng_ml = c1 * 1000.0
-        target = 1.0 + (self.induction_fold - 1.0) * conc_ng_ml / (1.0 + conc_ng_ml)
+        conc_ng_ml = jnp.maximum(c1, 0.0) * 1000.0
+        target = 1.0 + (self.induction_fold - 1.0) * conc_ng_ml / (self.induction_ec50_ng_ml + conc_ng_ml)
         return {
-            "central_mg": absorption_mg_per_h - elim - dist,
+            "central_mg": input_mg_per_h - elim - dist,
             "peripheral_mg": dist,
             "enzyme_fold": self.induction_rate_per_h * (target - enzyme),
         }
@@ -142,8 +218,8 @@ def one_compartment_oral_closed_form(
 ):
     """Closed-form concentration (mg/L) of a one-compartment oral model with repeated doses.
 
-    The reference solution the ODE engine is tested against (Bateman function
-    superposed over doses).
+    A textbook reference (Bateman function superposed over doses) that the ODE
+    engine is tested against, written in numpy independently of :mod:`raisim.pkpop`.
     """
     import numpy as np
 

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
-from .params import available_drugs
+from .params import available_drugs, card_values
 from .vocab import DRUG_NAMES, GENOTYPES, ISOTOPE_HALF_LIFE_H, LESION_SITES, RAI_POLICIES, READOUTS, allowed
 
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -336,6 +336,13 @@ def _check_protocol(p: Protocol) -> None:
     if not any(k in t.regimens for k in (g, "ALL")):
         raise ValueError(f"treatment.regimens has no entry for the patient genotype {g}: add {g} or ALL")
     drugs = {d.drug for items in t.regimens.values() for d in items}
+    for key, items in t.regimens.items():
+        for i, d in enumerate(items):
+            infusion = card_values(f"drugs/{d.drug}.yaml").get("infusion_h", 0.0)
+            if infusion >= d.interval_h:
+                raise ValueError(
+                    f"treatment.regimens.{key}[{i}].interval_h: longer than the {infusion:g}-h infusion of {d.drug}"
+                )
     for i, h in enumerate(t.holds):
         if h.drug is not None and h.drug not in drugs:
             raise ValueError(f"treatment.holds[{i}].drug: one of the regimen drugs {sorted(drugs)}")

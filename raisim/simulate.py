@@ -54,7 +54,7 @@ def build_model(p: Protocol, overrides: dict[str, dict] | None = None) -> Patien
     drugs = protocol_drugs(p)
     lesions = p.patient.lesions
     return PatientModel(
-        pk=PK.from_cards(drugs, o.get("pk")),
+        pk=PK.from_cards(drugs, o.get("pk"), sex=p.patient.sex, weight_kg=p.patient.weight_kg),
         pathway=Pathway.from_cards(p.patient.genotype, drugs, o.get("pathway")),
         nis=NIS.from_cards([les.nis_capacity for les in lesions], o.get("nis")),
         iodine=Iodine.from_cards([les.mass for les in lesions], p.patient.weight_kg, o.get("iodine")),

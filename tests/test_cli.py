@@ -175,3 +175,37 @@ def test_solver_failure_is_flagged_not_reported_as_results(tmp_path):
     outcome = json.loads((tmp_path / "o" / "outcome.json").read_text())
     assert outcome["solver"]["ok"] is False and outcome["solver"]["failed_courses"]
     assert outcome["recist"] == [] and outcome["lesions"] == [] and outcome["rai"]["activity_gbq"] is None
+
+
+@pytest.mark.parametrize(
+    "mutate,field,allowed",
+    [
+        (lambda d: d["treatment"]["regimens"]["BRAF_V600E"][1].update(dose_mg=0), "dose_mg", "greater than 0"),
+        (lambda d: d["treatment"]["regimens"]["BRAF_V600E"][0].update(interval_h=-24), "interval_h", "greater than 0"),
+        (lambda d: d["treatment"].update(holds=[{"from_day": 15, "to_day": 30}]), "treatment.holds[0]", "outside"),
+        (lambda d: d["treatment"].update(missed_dose_probability=1.5), "missed_dose_probability", "less than or equal"),
+        (lambda d: d["treatment"].update(missed_dose_probability=-0.1), "missed_dose_probability", "greater than"),
+    ],
+    ids=["zero-dose", "negative-interval", "hold-outside-course", "adherence-above-1", "adherence-below-0"],
+)
+def test_bad_regimen_input_is_one_line_exit_2(tmp_path, mutate, field, allowed):
+    d = protocol_dict()
+    mutate(d)
+    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    _assert_one_line_error(proc, "bad.yaml", field, allowed)
+    assert not (tmp_path / "o").exists()
+
+
+def test_pk_report_band_contains_typical_patient(tmp_path):
+    out = tmp_path / "pk"
+    assert main(["simulate", str(PROTOCOLS / "meraiode_42d.yaml"), "--out", str(out), "--pk-report", "200"]) == 0
+    import pandas as pd
+
+    rep = pd.read_csv(out / "pk_report.csv")
+    assert set(rep.drug) == {"dabrafenib", "trametinib"}
+    assert (out / "pk_report.png").stat().st_size > 0
+    on = rep[(rep.time_h > 24 * 20) & (rep.drug == "trametinib")]
+    assert (on.q05_ng_ml < on.q95_ng_ml).all()
+    inside = (on.typical_ng_ml >= on.q05_ng_ml) & (on.typical_ng_ml <= on.q95_ng_ml)
+    assert inside.mean() > 0.95
+    assert "pk_report.csv" in json.loads((out / "manifest.json").read_text())["outputs"]

@@ -13,3 +13,20 @@ def test_readme_field_table_is_the_generated_one():
     start = text.index("<!-- BEGIN protocol-fields -->") + len("<!-- BEGIN protocol-fields -->")
     end = text.index("<!-- END protocol-fields -->")
     assert text[start:end].strip() == field_reference_markdown().strip()
+
+
+def test_readme_python_examples_run():
+    import re
+
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 2
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        for code in blocks:
+            exec(compile(code, "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)

@@ -69,10 +69,20 @@ def test_closed_form_is_not_trivially_matched():
 
 def test_unbound_concentration_units():
     pk = PK.from_cards(("trametinib",))
-    state = {"central_mg": jnp.asarray([2.14]), "peripheral_mg": jnp.zeros(1), "enzyme_fold": jnp.ones(1)}
+    v1 = float(pk.v1_l[0])
+    state = {"central_mg": jnp.asarray([v1 / 100.0]), "peripheral_mg": jnp.zeros(1), "enzyme_fold": jnp.ones(1)}
     total = float(pk.total_ng_per_ml(state)[0])
-    assert total == pytest.approx(10.0)  # 2.14 mg in 214 L = 10 ng/mL
+    assert total == pytest.approx(10.0)  # V1/100 mg in V1 L = 0.01 mg/L = 10 ng/mL
     assert float(pk.unbound_nM(state)[0]) == pytest.approx(10.0 * 0.026 / 615.4 * 1000.0)
+
+
+def test_covariates_scale_clearance():
+    women = PK.from_cards(("trametinib",), sex="female", weight_kg=70.0)
+    men = PK.from_cards(("trametinib",), sex="male", weight_kg=70.0)
+    heavy = PK.from_cards(("trametinib",), sex="male", weight_kg=140.0)
+    assert float(men.cl_l_per_h[0] / women.cl_l_per_h[0]) == pytest.approx(1.26, rel=1e-3)
+    assert float(heavy.cl_l_per_h[0]) > float(men.cl_l_per_h[0])
+    assert float(heavy.v1_l[0]) == pytest.approx(2.0 * float(men.v1_l[0]))
 
 
 def test_dabrafenib_autoinduction_raises_clearance():

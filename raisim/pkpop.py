@@ -1,0 +1,185 @@
+"""Population PK: inter-individual variability, covariates, and the two concentration paths.
+
+- :func:`sample_population` draws virtual patients' PK parameters: log-normal
+  IIV (with correlations where the card gives them) around the covariate-
+  adjusted typical values (sex, weight), seeded and reproducible.
+- :func:`closed_form_central_mg` is the fast path for linear drugs: the exact
+  superposition of one- or two-compartment responses to oral doses (first-
+  order absorption after a lag) or IV infusions.
+- :func:`solve_pk` is the ODE path (diffrax), exact for every drug including
+  CYP3A4 autoinduction; both paths agree to < 1e-6 where both apply.
+
+Units: time h, amounts mg, concentrations ng/mL (total).
+"""
+
+from __future__ import annotations
+
+import math
+
+import diffrax
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .params import card_values
+from .pk import PK, PK_KEYS, drug_values
+
+#: PK parameters that may carry inter-individual variability (card key suffix → PK field).
+IIV_PARAMS = {"cl": "cl_l_per_h", "v1": "v1_l", "ka": "ka_per_h", "q": "q_l_per_h", "v2": "v2_l"}
+
+
+def iiv_covariance(drug: str) -> tuple[list[str], np.ndarray]:
+    """Names (PK fields) with IIV and the covariance matrix of their log-normal random effects."""
+    v = card_values(f"drugs/{drug}.yaml")
+    names = [k for k in IIV_PARAMS if f"iiv_cv_{k}" in v]
+    omega = np.asarray([math.sqrt(math.log1p(v[f"iiv_cv_{k}"] ** 2)) for k in names])
+    corr = np.eye(len(names))
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            r = v.get(f"iiv_corr_{a}_{b}", v.get(f"iiv_corr_{b}_{a}"))
+            if i != j and r is not None:
+                corr[i, j] = r
+    return [IIV_PARAMS[k] for k in names], corr * np.outer(omega, omega)
+
+
+def sample_population(
+    drugs: tuple[str, ...],
+    n: int,
+    seed: int,
+    *,
+    sex: np.ndarray | None = None,
+    weight_kg: np.ndarray | None = None,
+) -> PK:
+    """PK parameters of ``n`` virtual patients, fields of shape ``(n, n_drugs)``.
+
+    Args:
+        drugs: drug card names.
+        n: number of patients.
+        seed: seed of the random effects (one stream per drug, so adding a drug
+            does not change the others' draws).
+        sex: ``"female"``/``"male"`` per patient (default: alternating, 50 % women).
+        weight_kg: body weight per patient, kg (default: 70 kg for everyone).
+    """
+    sex = np.asarray(sex if sex is not None else np.where(np.arange(n) % 2 == 0, "female", "male"))
+    weight = np.asarray(weight_kg if weight_kg is not None else np.full(n, 70.0), dtype=float)
+    cols: dict[str, np.ndarray] = {k: np.empty((n, len(drugs))) for k in (*PK_KEYS, "induction_rate_per_h")}
+    for j, d in enumerate(drugs):
+        by_sex = {s: drug_values(d, s) for s in ("female", "male")}
+        base = np.stack([[by_sex[s][k] for k in PK_KEYS] for s in sex])  # (n, keys)
+        v = card_values(f"drugs/{d}.yaml")
+        w = weight / 70.0
+        k_index = {k: i for i, k in enumerate(PK_KEYS)}
+        base[:, k_index["cl_l_per_h"]] *= w ** v.get("cov_cl_weight_exp", 0.0)
+        for key in ("v1_l", "v2_l"):
+            base[:, k_index[key]] *= w ** v.get("cov_v_weight_exp", 0.0)
+        names, cov = iiv_covariance(d)
+        if names:
+            rng = np.random.default_rng([seed, j, 104729])
+            eta = rng.multivariate_normal(np.zeros(len(names)), cov, size=n, method="cholesky")
+            for i, name in enumerate(names):
+                base[:, k_index[name]] *= np.exp(eta[:, i])
+        for k in PK_KEYS:
+            cols[k][:, j] = base[:, k_index[k]]
+        cols["induction_rate_per_h"][:, j] = math.log(2.0) / v["induction_t_half_h"]
+    return PK(**{k: jnp.asarray(x) for k, x in cols.items()}, names=tuple(drugs))
+
+
+def _two_compartment_rates(cl, v1, q, v2):
+    """Hybrid rate constants α ≥ β of a two-compartment model (β = 0 exactly when q = 0)."""
+    k10, k12, k21 = cl / v1, q / v1, q / v2
+    s = k10 + k12 + k21
+    disc = jnp.sqrt(jnp.maximum(s * s - 4.0 * k10 * k21, 0.0))
+    return (s + disc) / 2.0, (s - disc) / 2.0, k21
+
+
+def closed_form_central_mg(
+    pk: PK, t_h: Float[Array, " t"], dose_times_h: Float[Array, "d n"], dose_mg: Float[Array, "d n"]
+) -> Float[Array, "t d"]:
+    """Central-compartment amount (mg) by superposition, for linear drugs (no autoinduction).
+
+    Oral doses: tri-exponential (α, β, ka) response after the lag; IV infusions:
+    bi-exponential response integrated over the infusion. One patient (fields of
+    shape ``(n_drugs,)``); vmap for a population.
+    """
+    alpha, beta, k21 = _two_compartment_rates(pk.cl_l_per_h, pk.v1_l, pk.q_l_per_h, pk.v2_l)
+    ka = pk.ka_per_h
+
+    def per_drug(al, be, k21_, ka_, tlag, f, dur, times, amounts):
+        s = t_h[:, None] - times[None, :]  # (t, n)
+        # oral: unit-dose response of the central amount
+        so = s - tlag
+        pos = so > 0.0
+        so = jnp.where(pos, so, 0.0)
+        c_a = (k21_ - al) / ((ka_ - al) * (be - al))
+        c_b = (k21_ - be) / ((ka_ - be) * (al - be))
+        c_k = (k21_ - ka_) / ((al - ka_) * (be - ka_))
+        oral = jnp.where(
+            pos, f * ka_ * (c_a * jnp.exp(-al * so) + c_b * jnp.exp(-be * so) + c_k * jnp.exp(-ka_ * so)), 0.0
+        )
+        # IV infusion of duration dur: rate 1/dur, response of the bolus coefficients integrated
+        b_a, b_b = (k21_ - al) / (be - al), (k21_ - be) / (al - be)
+        on = jnp.clip(s, 0.0, dur)
+        after = jnp.maximum(s - dur, 0.0)
+        safe_dur = jnp.where(dur > 0, dur, 1.0)
+
+        def integ(coef, lam):
+            lam_safe = jnp.where(lam > 0, lam, 1.0)
+            grow = jnp.where(lam > 0, (1.0 - jnp.exp(-lam * on)) / lam_safe, on)
+            return coef * grow * jnp.exp(-lam * after)
+
+        iv = jnp.where(s > 0.0, (integ(b_a, al) + integ(b_b, be)) / safe_dur, 0.0)
+        unit = jnp.where(dur > 0, iv, oral)
+        return unit @ amounts
+
+    out = jax.vmap(per_drug, in_axes=(0, 0, 0, 0, 0, 0, 0, 0, 0), out_axes=1)(
+        alpha, beta, k21, ka, pk.tlag_h, pk.f_bio, pk.infusion_h, dose_times_h, dose_mg
+    )
+    return out
+
+
+def _pk_field(t, y, args):
+    pk, table = args
+    return pk.vector_field(y, pk.input_rate_mg_per_h(t, table))
+
+
+@eqx.filter_jit
+def solve_pk(
+    pk: PK,
+    dose_times_h: Float[Array, "d n"],
+    dose_mg: Float[Array, "d n"],
+    ts: Float[Array, " t"],
+    *,
+    rtol: float = 1e-8,
+    atol: float = 1e-12,
+    max_steps: int = 100_000,
+) -> tuple[dict, Array]:
+    """The ODE path for PK alone (diffrax Tsit5, dose discontinuities as jump times).
+
+    Integrates from min(0, ts[0]) (drug-free before the first dose at t ≥ 0) and
+    saves at ``ts``. Returns the saved state (``central_mg``, ``peripheral_mg``, ``enzyme_fold``,
+    each ``(t, n_drugs)``) and a success flag.
+    """
+    controller = diffrax.ClipStepSizeController(
+        diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0), jump_ts=jnp.sort(pk.jump_times_h(dose_times_h))
+    )
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(_pk_field),
+        diffrax.Tsit5(),
+        jnp.minimum(ts[0], 0.0),
+        ts[-1],
+        dt0=0.05,
+        y0=pk.initial_state(),
+        args=(pk, pk.dose_table(dose_times_h, dose_mg)),
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=controller,
+        max_steps=max_steps,
+        throw=False,
+    )
+    return sol.ys, sol.result == diffrax.RESULTS.successful
+
+
+def concentration_ng_ml(pk: PK, central_mg: Float[Array, "t d"]) -> Float[Array, "t d"]:
+    """Total plasma concentration from the central amount, ng/mL."""
+    return central_mg / pk.v1_l * 1000.0
