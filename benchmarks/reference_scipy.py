@@ -79,11 +79,13 @@ class Params:
     dose_mg: np.ndarray
     # pathway (scalars) and potencies (d, k)
     monomer_share: float
+    output_scale: float
     feedback_k: float
     erk_rate: float
     paradox_gain: float
     receptor_weight: float
     her3_gain: float
+    her3_hill: float
     her3_rate: float
     adaptive_gain: float
     adaptive_rate: float
@@ -147,11 +149,13 @@ class Params:
             dose_t=_a(schedule.dose_times_h),
             dose_mg=_a(schedule.dose_mg),
             monomer_share=_f(pw.monomer_share),
+            output_scale=_f(pw.output_scale),
             feedback_k=_f(pw.feedback_k),
             erk_rate=_f(pw.erk_rate_per_h),
             paradox_gain=_f(pw.paradox_gain),
             receptor_weight=_f(pw.receptor_weight),
             her3_gain=_f(pw.her3_gain),
+            her3_hill=_f(pw.her3_hill),
             her3_rate=_f(pw.her3_rate_per_h),
             adaptive_gain=_f(pw.adaptive_gain),
             adaptive_rate=_f(pw.adaptive_rate_per_h),
@@ -282,8 +286,9 @@ def _hill_inhibition(p: Params, erk: float) -> float:
 
 
 def _transcription_drive(p: Params, erk: float, tsh: float) -> float:
-    basal = 1.0 + p.max_gain * _hill_inhibition(p, 1.0)
-    erk_part = (1.0 + p.max_gain * _hill_inhibition(p, erk)) / basal
+    """NIS transcription at ERK activity ``erk`` (fraction of untreated; output = erk × scale)."""
+    basal = 1.0 + p.max_gain * _hill_inhibition(p, p.output_scale)
+    erk_part = (1.0 + p.max_gain * _hill_inhibition(p, erk * p.output_scale)) / basal
     tsh = max(tsh, 0.0)
     return erk_part * (1.0 + p.tsh_gain * tsh / (p.tsh_ec50 + tsh))
 
@@ -358,7 +363,7 @@ def make_rhs(p: Params, layout: Layout, seg: Segment):
     ic50 = np.where(finite, p.ic50, 1.0)
     ms, fk, w = p.monomer_share, p.feedback_k, p.receptor_weight
     kn = p.erk_half_max**p.hill
-    basal = 1.0 + p.max_gain * kn / (kn + 1.0)
+    basal = 1.0 + p.max_gain * kn / (kn + p.output_scale**p.hill)
     k_renal = p.renal_cl * p.renal_factor / p.ecf_v  # (c,)
     k_nis = p.nis_cl / p.ecf_v
     uptake_unit = p.uptake_per_g * p.mass / p.ecf_v  # (l,) per unit membrane NIS
@@ -397,13 +402,14 @@ def make_rhs(p: Params, layout: Layout, seg: Segment):
         paradox = 1.0 + p.paradox_gain * raf_wt * (1.0 - braf_mono * (1.0 - ms))
         erk_target = (1.0 - mek) * (ms * (1.0 - braf_mono) + (1.0 - ms) * receptor * relief * paradox)
         dy[i_erk] = p.erk_rate * (erk_target - erk)
-        dy[i_her3] = p.her3_rate * (1.0 + p.her3_gain * min(max(1.0 - erk, 0.0), 1.0) - her3)
+        drop = p.output_scale * min(max(1.0 - erk, 0.0), 1.0)
+        dy[i_her3] = p.her3_rate * (1.0 + p.her3_gain * drop**p.her3_hill - her3)
         dy[i_adapt] = p.adaptive_rate * (1.0 + p.adaptive_gain * (her3 - 1.0) - adapt)
         # --- TSH forcing ----------------------------------------------------
         rh = seg.rh_ke * math.exp(-p.tsh_ke * dt) - seg.rh_ka * math.exp(-p.tsh_ka * dt)
         tsh = max(p.tsh_suppressed + p.tsh_scale * rh + wd, 0.0)
         # --- Block 3: NIS ---------------------------------------------------
-        ep = max(erk, 0.0) ** p.hill
+        ep = (max(erk, 0.0) * p.output_scale) ** p.hill
         drive_scalar = (1.0 + p.max_gain * kn / (kn + ep)) / basal * (1.0 + p.tsh_gain * tsh / (p.tsh_ec50 + tsh))
         drive = p.capacity * drive_scalar
         mrna, prot, memb, org = y[sl_mrna], y[sl_prot], y[sl_memb], y[sl_org]

@@ -26,6 +26,7 @@ from .pkpop import closed_form_central_mg, concentration_ng_ml, sample_populatio
 from .pkreport import pk_report  # noqa: E402
 from .protocol import Protocol, load_protocol, protocol_from_dict, protocol_json_schema  # noqa: E402
 from .response import Response, dale_bed_gy, sphere_diameter_mm  # noqa: E402
+from .scenarios import STANDARD_REGIMENS, tki_only_protocol  # noqa: E402
 from .schedule import Course, build_doses, enumerate_courses  # noqa: E402
 from .simulate import SimulationResult, build_model, simulate  # noqa: E402
 from .toxicity import Toxicity  # noqa: E402
@@ -51,6 +52,7 @@ __all__ = [
     "Response",
     "ScanReadout",
     "Schedule",
+    "STANDARD_REGIMENS",
     "SimulationResult",
     "Solution",
     "TARGETS",
@@ -80,4 +82,5 @@ __all__ = [
     "solve_pk",
     "sphere_diameter_mm",
     "target_inhibition",
+    "tki_only_protocol",
 ]

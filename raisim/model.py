@@ -55,7 +55,7 @@ def initial_state(model: PatientModel, schedule: Schedule, t0: float) -> dict:
     return {
         "pk": model.pk.initial_state(),
         "pathway": model.pathway.initial_state(),
-        "nis": model.nis.initial_state(schedule.tsh.suppressed_mu_per_l),
+        "nis": model.nis.initial_state(schedule.tsh.suppressed_mu_per_l, model.pathway.output_scale),
         "iodine": model.iodine.initial_state(schedule.channels.admin_time_h.shape[0]),
         "cum_erk_inhibition_h": jnp.zeros(()),
     }
@@ -69,10 +69,11 @@ def vector_field(t: Float[Array, ""], y: dict, args: tuple) -> dict:
     inhibition = target_inhibition(conc, model.pathway.ic50_nM)
     erk = y["pathway"]["erk"]
     tsh = sched.tsh(t)
+    erk_output = model.pathway.erk_output(erk)
     return {
         "pk": model.pk.vector_field(y["pk"], absorption),
         "pathway": model.pathway.vector_field(y["pathway"], inhibition),
-        "nis": model.nis.vector_field(y["nis"], erk, tsh),
+        "nis": model.nis.vector_field(y["nis"], erk_output, model.pathway.output_scale, tsh),
         "iodine": model.iodine.vector_field(
             t, y["iodine"], sched.channels, y["nis"]["membrane"], y["nis"]["organification"]
         ),

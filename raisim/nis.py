@@ -1,7 +1,8 @@
 """Block 3 — differentiation: NIS expression and the retention machinery, per lesion.
 
 Transcription rises steeply when ERK output falls below a threshold
-(half-maximal ERK level ``erk_half_max``, Hill coefficient ``hill``), is
+(half-maximal ERK output ``erk_half_max`` on the common scale where the
+untreated RAS-driven tumour is 1, Hill coefficient ``hill``), is
 multiplied by TSH stimulation, and passes through mRNA → intracellular protein
 → membrane NIS with first-order delays. The retention machinery (TPO,
 organification) follows the same transcriptional drive with its own turnover.
@@ -61,22 +62,39 @@ class NIS(eqx.Module):
         kn = self.erk_half_max**self.hill
         return kn / (kn + e**self.hill)
 
-    def transcription_drive(self, erk: Float[Array, ""], tsh_mu_per_l: Float[Array, ""]) -> Float[Array, ""]:
-        """Transcription relative to untreated (ERK = 1, suppressed TSH), before lesion capacity."""
-        basal = 1.0 + self.max_gain * self._hill_inhibition(jnp.ones(()))
-        erk_part = (1.0 + self.max_gain * self._hill_inhibition(erk)) / basal
+    def transcription_drive(
+        self, erk_output: Float[Array, ""], erk_output_untreated: Float[Array, ""], tsh_mu_per_l: Float[Array, ""]
+    ) -> Float[Array, ""]:
+        """Transcription relative to the untreated tumour (suppressed TSH), before lesion capacity.
+
+        Args:
+            erk_output: ERK output on the common scale (untreated RAS-driven tumour = 1).
+            erk_output_untreated: this tumour's untreated ERK output on that scale.
+            tsh_mu_per_l: serum TSH, mU/L.
+        """
+        basal = 1.0 + self.max_gain * self._hill_inhibition(erk_output_untreated)
+        erk_part = (1.0 + self.max_gain * self._hill_inhibition(erk_output)) / basal
         tsh = jnp.maximum(tsh_mu_per_l, 0.0)
         tsh_part = 1.0 + self.tsh_gain * tsh / (self.tsh_ec50_mu_per_l + tsh)
         return erk_part * tsh_part
 
-    def initial_state(self, tsh_mu_per_l: Float[Array, ""]) -> dict[str, Float[Array, " l"]]:
+    def initial_state(
+        self, tsh_mu_per_l: Float[Array, ""], erk_output_untreated: Float[Array, ""]
+    ) -> dict[str, Float[Array, " l"]]:
         """Steady state at untreated ERK and the given TSH level."""
-        level = self.capacity * self.transcription_drive(jnp.ones(()), jnp.asarray(tsh_mu_per_l))
+        e0 = jnp.asarray(erk_output_untreated)
+        level = self.capacity * self.transcription_drive(e0, e0, jnp.asarray(tsh_mu_per_l))
         return {"mrna": level, "protein": level, "membrane": level, "organification": level}
 
-    def vector_field(self, state: dict, erk: Float[Array, ""], tsh_mu_per_l: Float[Array, ""]) -> dict:
-        """d(state)/dt given ERK activity (fraction of untreated) and serum TSH (mU/L)."""
-        drive = self.capacity * self.transcription_drive(erk, tsh_mu_per_l)
+    def vector_field(
+        self,
+        state: dict,
+        erk_output: Float[Array, ""],
+        erk_output_untreated: Float[Array, ""],
+        tsh_mu_per_l: Float[Array, ""],
+    ) -> dict:
+        """d(state)/dt given ERK output (common scale, see ``transcription_drive``) and serum TSH (mU/L)."""
+        drive = self.capacity * self.transcription_drive(erk_output, erk_output_untreated, tsh_mu_per_l)
         return {
             "mrna": self.mrna_rate_per_h * (drive - state["mrna"]),
             "protein": self.protein_rate_per_h * (state["mrna"] - state["protein"]),

@@ -17,6 +17,7 @@ Cards are data, not code: a block reads its typical values with
 from __future__ import annotations
 
 import math
+import os
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,7 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from .errors import InputError
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+#: The parameter cards: the shipped ``models/`` folder, or ``$RAISIM_MODELS_DIR`` when set
+#: (a copy with your own cards, e.g. a new drug).
+MODELS_DIR = Path(os.environ.get("RAISIM_MODELS_DIR") or Path(__file__).resolve().parents[1] / "models")
 
 CONFIDENCE_CODES = ("V", "D", "R", "A")
 

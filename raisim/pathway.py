@@ -16,7 +16,8 @@ anti-HER3 antibodies cut the receptor input. Potency acts on unbound molar
 concentrations supplied by the caller.
 
 Units: time h, concentrations nM (unbound), activities as folds/fractions of
-the untreated state.
+the untreated state; :meth:`Pathway.erk_output` puts ERK on a scale common to
+all genotypes (the untreated RAS-driven tumour = 1) for the differentiation block.
 """
 
 from __future__ import annotations
@@ -27,18 +28,11 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .params import card_values
+from .params import card_values, load_card
+from .vocab import TARGET_IC50_KEYS
 
 #: Molecular targets, in the column order of :attr:`Pathway.ic50_nM`.
-TARGETS: tuple[str, ...] = ("MEK", "BRAF_V600E", "RAF_WT", "HER_KINASE", "HER3")
-
-_TARGET_IC50_KEY = {
-    "MEK": "ic50_mek_nM",
-    "BRAF_V600E": "ic50_braf_v600e_nM",
-    "RAF_WT": "ic50_raf_wt_nM",
-    "HER_KINASE": "ic50_her_kinase_nM",
-    "HER3": "ic50_her3_nM",
-}
+TARGETS: tuple[str, ...] = tuple(TARGET_IC50_KEYS)
 
 
 def target_inhibition(conc_unbound_nM: Float[Array, " d"], ic50_nM: Float[Array, "d k"]) -> Float[Array, " k"]:
@@ -58,10 +52,12 @@ class Pathway(eqx.Module):
 
     monomer_share: Float[Array, ""]
     feedback_k: Float[Array, ""]
+    output_scale: Float[Array, ""]
     erk_rate_per_h: Float[Array, ""]
     paradox_gain: Float[Array, ""]
     receptor_weight: Float[Array, ""]
     her3_gain: Float[Array, ""]
+    her3_hill: Float[Array, ""]
     her3_rate_per_h: Float[Array, ""]
     adaptive_gain: Float[Array, ""]
     adaptive_rate_per_h: Float[Array, ""]
@@ -69,21 +65,30 @@ class Pathway(eqx.Module):
 
     @classmethod
     def from_cards(cls, genotype: str, drugs: tuple[str, ...], overrides: dict[str, float] | None = None) -> Pathway:
-        """Typical parameters for ``genotype`` and the IC50s of ``drugs`` from their cards."""
+        """Typical parameters for ``genotype`` and the IC50s of ``drugs`` from their cards.
+
+        ``overrides`` replaces pathway-card values by name, and a drug's IC50 with
+        the key ``"<card key>:<drug>"`` (e.g. ``"ic50_mek_nM:trametinib"``).
+        """
         v = dict(card_values("biology/pathway.yaml"))
         v.update(overrides or {})
         rows = []
         for d in drugs:
             dv = card_values(f"drugs/{d}.yaml")
-            rows.append([dv.get(_TARGET_IC50_KEY[k], math.inf) for k in TARGETS])
+            targets = set(load_card(f"drugs/{d}.yaml").metadata.get("targets", ()))
+            # an override "ic50_mek_nM:trametinib" replaces that drug's card value
+            ic50 = {k: v.get(f"{TARGET_IC50_KEYS[k]}:{d}", dv.get(TARGET_IC50_KEYS[k])) for k in TARGETS}
+            rows.append([ic50[k] if k in targets else math.inf for k in TARGETS])
         f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
         return cls(
             monomer_share=f(v[f"monomer_share_{genotype}"]),
             feedback_k=f(v[f"feedback_k_{genotype}"]),
+            output_scale=f(v[f"erk_output_scale_{genotype}"]),
             erk_rate_per_h=f(math.log(2.0) / v["erk_t_half_h"]),
             paradox_gain=f(v["paradox_gain"]),
             receptor_weight=f(v["receptor_weight"]),
             her3_gain=f(v["her3_derepression_gain"]),
+            her3_hill=f(v["her3_derepression_hill"]),
             her3_rate_per_h=f(math.log(2.0) / v["her3_t_half_h"]),
             adaptive_gain=f(v["adaptive_gain"]),
             adaptive_rate_per_h=f(math.log(2.0) / v["adaptive_t_half_h"]),
@@ -94,6 +99,15 @@ class Pathway(eqx.Module):
         """Untreated steady state: every quantity is 1 (fold of untreated)."""
         one = jnp.ones((), dtype=jnp.float64)
         return {"erk": one, "her3": one, "adaptive": one}
+
+    def erk_output(self, erk: Float[Array, ...]) -> Float[Array, ...]:
+        """ERK output on a common scale across genotypes (untreated RAS-driven tumour = 1).
+
+        ``erk`` is a fraction of this tumour's own untreated activity; BRAF V600E
+        tumours start from a higher output, so the same fractional inhibition
+        leaves them further above the differentiation threshold.
+        """
+        return erk * self.output_scale
 
     def erk_target(self, state: dict, inhibition: Float[Array, " k"]) -> Float[Array, ""]:
         """Quasi-steady ERK activity given the current feedback and receptor state."""
@@ -111,7 +125,10 @@ class Pathway(eqx.Module):
     def vector_field(self, state: dict, inhibition: Float[Array, " k"]) -> dict:
         """d(state)/dt given the fractional inhibition of each target."""
         erk = state["erk"]
-        her3_target = 1.0 + self.her3_gain * jnp.clip(1.0 - erk, 0.0, 1.0)
+        # ERK output represses HER3 transcription: the drop in output (common scale)
+        # de-represses it, so high-output (BRAF V600E) tumours de-repress the most.
+        drop = self.output_scale * jnp.clip(1.0 - erk, 0.0, 1.0)
+        her3_target = 1.0 + self.her3_gain * drop**self.her3_hill
         adaptive_target = 1.0 + self.adaptive_gain * (state["her3"] - 1.0)
         return {
             "erk": self.erk_rate_per_h * (self.erk_target(state, inhibition) - erk),

@@ -22,8 +22,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
-from .params import available_drugs, card_values
-from .vocab import DRUG_NAMES, GENOTYPES, ISOTOPE_HALF_LIFE_H, LESION_SITES, RAI_POLICIES, READOUTS, allowed
+from .params import available_drugs, card_values, load_card
+from .vocab import (
+    DRUG_NAMES,
+    GENOTYPES,
+    ISOTOPE_HALF_LIFE_H,
+    LESION_SITES,
+    RAI_POLICIES,
+    READOUTS,
+    TARGET_IC50_KEYS,
+    allowed,
+)
 
 DAYS_PER_MONTH = 365.25 / 12.0
 
@@ -40,6 +49,26 @@ DEFAULT_IMAGING_DELAY_H: dict[str, float] = {
 
 #: Default tracer activities, MBq (typical diagnostic activities; A).
 DEFAULT_TRACER_MBQ: dict[str, float] = {"I-123": 185.0, "I-124": 74.0, "I-131": 185.0}
+
+
+def mechanism_problem(drug: str) -> str | None:
+    """Why a drug card cannot act in the pathway block, or None when its mechanism entry is complete.
+
+    The card needs ``metadata.targets`` (one or more of the known targets) and an
+    in-vivo IC50 parameter for each target it names.
+    """
+    card = load_card(f"drugs/{drug}.yaml")
+    where = f"a drug whose card models/drugs/{drug}.yaml"
+    targets = card.metadata.get("targets")
+    if not targets or not isinstance(targets, list):
+        return f"{where} has a mechanism entry: metadata.targets, {allowed(TARGET_IC50_KEYS)}"
+    unknown = [t for t in targets if t not in TARGET_IC50_KEYS]
+    if unknown:
+        return f"{where} names known targets only (got {unknown}): {allowed(TARGET_IC50_KEYS)}"
+    missing = [TARGET_IC50_KEYS[t] for t in targets if TARGET_IC50_KEYS[t] not in card.parameters]
+    if missing:
+        return f"{where} gives the IC50 of each target (missing {missing})"
+    return None
 
 
 class _Strict(BaseModel):
@@ -60,6 +89,9 @@ class DrugDose(_Strict):
         if v not in carded:
             extra = " (no card yet)" if v in DRUG_NAMES else ""
             raise ValueError(f"a drug with a card in models/drugs/{extra}: {allowed(carded)}")
+        problem = mechanism_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 

@@ -25,6 +25,16 @@ DRUG_NAMES: tuple[str, ...] = (
     "anti_her3",
 )
 
+#: Molecular targets a drug card may name in ``metadata.targets``, each with the card
+#: key of its in-vivo unbound IC50 (nM).
+TARGET_IC50_KEYS: dict[str, str] = {
+    "MEK": "ic50_mek_nM",
+    "BRAF_V600E": "ic50_braf_v600e_nM",
+    "RAF_WT": "ic50_raf_wt_nM",
+    "HER_KINASE": "ic50_her_kinase_nM",
+    "HER3": "ic50_her3_nM",
+}
+
 #: Trial endpoints.
 ENDPOINTS: tuple[str, ...] = ("uptake", "response", "grade3_ae")
 

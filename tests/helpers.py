@@ -53,9 +53,9 @@ def write_yaml(path: Path, data: dict) -> Path:
     return path
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m raisim.cli ARGS`` in a subprocess (the real CLI, exit code and streams)."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    env = dict(os.environ, PYTHONWARNINGS="ignore", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "raisim.cli", *args],
         capture_output=True,
@@ -64,3 +64,29 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         env=env,
         timeout=600,
     )
+
+
+class Course:
+    """Typical-patient time courses (h): ERK, HER3, patient-mean membrane NIS."""
+
+    def __init__(self, tc):
+        def series(q):
+            s = tc[(tc.quantity == q) & (tc.lesion == "")]
+            return s.value.to_numpy()
+
+        self.t = tc[tc.quantity == "erk_activity"].time_h.to_numpy()
+        self.erk = series("erk_activity")
+        self.her3 = series("her3")
+        self.nis = series("membrane_nis")
+
+    def at(self, x, t_h: float) -> float:
+        import numpy as np
+
+        return float(np.interp(t_h, self.t, x))
+
+
+def typical_course(genotype: str, regimen: str, stop_day: int = 42, tsh: str = "none", scans=()) -> Course:
+    """One lesion, no radioiodine, TKI days 1..stop_day; TSH off unless asked (isolates the TKI effect)."""
+    from raisim import simulate, tki_only_protocol
+
+    return Course(simulate(tki_only_protocol(genotype, regimen, stop_day, tsh=tsh, scans=scans), seed=0).timecourse)

@@ -209,3 +209,42 @@ def test_pk_report_band_contains_typical_patient(tmp_path):
     inside = (on.typical_ng_ml >= on.q05_ng_ml) & (on.typical_ng_ml <= on.q95_ng_ml)
     assert inside.mean() > 0.95
     assert "pk_report.csv" in json.loads((out / "manifest.json").read_text())["outputs"]
+
+
+def test_drug_card_without_mechanism_entry_is_rejected(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(REPO / "models", models)
+    card = (models / "drugs" / "trametinib.yaml").read_text()
+    card = card.replace("name: trametinib", "name: mystery_mek").replace("  targets: [MEK]\n", "")
+    (models / "drugs" / "mystery_mek.yaml").write_text(card)
+    tox = models / "biology" / "toxicity.yaml"
+    tox.write_text(
+        tox.read_text().replace(
+            "  discontinuation_probability:",
+            (
+                "  hazard_per_day_mystery_mek:\n    value: 0.001\n    unit: 1/d\n"
+                "    prior: {dist: lognormal, median: 0.001, gsd: 2.0}\n    source: test\n    confidence: A\n"
+                "  discontinuation_probability:"
+            ),
+        )
+    )
+    d = protocol_dict()
+    d["treatment"]["regimens"]["BRAF_V600E"][0]["drug"] = "mystery_mek"
+    proc = run_cli(
+        "simulate",
+        str(_bad_protocol(tmp_path, d)),
+        "--out",
+        str(tmp_path / "o"),
+        env={"RAISIM_MODELS_DIR": str(models)},
+    )
+    _assert_one_line_error(proc, "bad.yaml", "treatment.regimens.BRAF_V600E[0].drug", "mechanism", "metadata.targets")
+    # the same card with its mechanism entry is accepted
+    (models / "drugs" / "mystery_mek.yaml").write_text(card.replace("metadata:\n", "metadata:\n  targets: [MEK]\n"))
+    ok = run_cli(
+        "simulate",
+        str(_bad_protocol(tmp_path, d)),
+        "--out",
+        str(tmp_path / "o2"),
+        env={"RAISIM_MODELS_DIR": str(models)},
+    )
+    assert ok.returncode == 0, ok.stderr[-2000:]
