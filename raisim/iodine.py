@@ -49,6 +49,7 @@ class Iodine(eqx.Module):
     lesion_retention_t_half_h: Float[Array, ""]
     retention_gain: Float[Array, ""]
     blood_fraction_of_ecf: Float[Array, ""]
+    blood_volume_l: Float[Array, ""]
     lesion_mass_g: Float[Array, " l"]
     body_mass_kg: Float[Array, ""]
     withdrawal_renal_factor: float = eqx.field(static=True)
@@ -73,6 +74,7 @@ class Iodine(eqx.Module):
             lesion_retention_t_half_h=f(v["lesion_retention_t_half_h"]),
             retention_gain=f(v["retention_gain"]),
             blood_fraction_of_ecf=f(v_blood * v["blood_to_ecf_concentration"] / v_ecf),
+            blood_volume_l=f(v_blood),
             lesion_mass_g=f(lesion_mass_g),
             body_mass_kg=f(weight_kg),
             withdrawal_renal_factor=float(v["withdrawal_renal_factor"]),

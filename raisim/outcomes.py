@@ -220,7 +220,7 @@ def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
         c = ca.channel("projection", scan)
         end = ca.ys["iodine"]
         weight = p.patient.weight_kg
-        blood_ml = float(card_blood_volume_ml(weight))
+        blood_ml = float(model.iodine.blood_volume_l) * 1000.0
         blood_gy = float(
             model.dosimetry.blood_gy_per_gbq(end["cum_blood"][-1, c], end["cum_body"][-1, c], blood_ml, weight)
         )
@@ -254,12 +254,6 @@ def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
         binding = min(limits, key=limits.get)
         info.update(activity_gbq=limits[binding], limits_gbq=limits, reason=f"limited by {binding}")
     return info
-
-
-def card_blood_volume_ml(weight_kg: float) -> float:
-    from .params import card_values
-
-    return card_values("biology/iodine.yaml")["blood_volume_l_per_kg"] * weight_kg * 1000.0
 
 
 def assessment_times_h(p: Protocol, course: Course) -> list[float]:
@@ -319,7 +313,3 @@ def lesion_course(p: Protocol, model: PatientModel, ca: CourseArrays, activity_g
         "diameter_mm": diam,
         "tg": tg,
     }
-
-
-def days_on_drug(ca: CourseArrays) -> np.ndarray:
-    return ca.doses.days_on_drug

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .params import card_values, load_card
+from .params import card_values
 
 DRUG_CARD_DIR = "drugs"
 
@@ -206,11 +206,6 @@ class PK(eqx.Module):
     def unbound_nM(self, state: dict) -> Float[Array, "... d"]:
         """Unbound plasma concentration, nM (ng/mL × fu / MW × 1000)."""
         return self.total_ng_per_ml(state) * self.fu / self.mw_g_per_mol * 1000.0
-
-
-def drug_targets(drug: str) -> tuple[str, ...]:
-    """Molecular targets of a drug, from its card's metadata."""
-    return tuple(load_card(f"{DRUG_CARD_DIR}/{drug}.yaml").metadata.get("targets", ()))
 
 
 def one_compartment_oral_closed_form(
