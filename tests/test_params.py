@@ -33,23 +33,23 @@ def test_every_parameter_has_source_confidence_and_prior():
     assert n > 60
 
 
-def test_assumption_with_narrow_prior_is_rejected(tmp_path):
+@pytest.mark.parametrize(
+    "prior,source,confidence,message",
+    [
+        ("{dist: lognormal, median: 1.0, gsd: 1.1}", "made up", "A", "wide prior"),
+        ("{dist: fixed}", "''", "V", "parameters.k.source"),
+        ("{dist: fixed}", "made up", "A", "cannot be fixed"),
+        ("{dist: lognormal, median: 1.0, gsd: 2.0}", "label", "X", "parameters.k.confidence"),
+    ],
+    ids=["assumption-with-narrow-prior", "no-source", "fixed-assumption", "unknown-confidence-code"],
+)
+def test_bad_card_entries_are_rejected(tmp_path, prior, source, confidence, message):
     bad = tmp_path / "card.yaml"
     bad.write_text(
         "block: x\nname: x\nparameters:\n  k:\n    value: 1.0\n    unit: 1/h\n"
-        "    prior: {dist: lognormal, median: 1.0, gsd: 1.1}\n    source: made up\n    confidence: A\n"
+        f"    prior: {prior}\n    source: {source}\n    confidence: {confidence}\n"
     )
-    with pytest.raises(InputError, match="wide prior"):
-        load_card(bad)
-
-
-def test_card_without_source_is_rejected(tmp_path):
-    bad = tmp_path / "card.yaml"
-    bad.write_text(
-        "block: x\nname: x\nparameters:\n  k:\n    value: 1.0\n    unit: 1/h\n"
-        "    prior: {dist: fixed}\n    source: ''\n    confidence: V\n"
-    )
-    with pytest.raises(InputError, match="parameters.k.source"):
+    with pytest.raises(InputError, match=message):
         load_card(bad)
 
 
