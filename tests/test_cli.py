@@ -230,21 +230,14 @@ def test_drug_card_without_mechanism_entry_is_rejected(tmp_path):
     )
     d = protocol_dict()
     d["treatment"]["regimens"]["BRAF_V600E"][0]["drug"] = "mystery_mek"
-    proc = run_cli(
-        "simulate",
-        str(_bad_protocol(tmp_path, d)),
-        "--out",
-        str(tmp_path / "o"),
-        env={"RAISIM_MODELS_DIR": str(models)},
-    )
+    config = str(_bad_protocol(tmp_path, d))
+
+    def simulate_with_cards(out):
+        return run_cli("simulate", config, "--out", str(tmp_path / out), env={"RAISIM_MODELS_DIR": str(models)})
+
+    proc = simulate_with_cards("o")
     _assert_one_line_error(proc, "bad.yaml", "treatment.regimens.BRAF_V600E[0].drug", "mechanism", "metadata.targets")
     # the same card with its mechanism entry is accepted
     (models / "drugs" / "mystery_mek.yaml").write_text(card.replace("metadata:\n", "metadata:\n  targets: [MEK]\n"))
-    ok = run_cli(
-        "simulate",
-        str(_bad_protocol(tmp_path, d)),
-        "--out",
-        str(tmp_path / "o2"),
-        env={"RAISIM_MODELS_DIR": str(models)},
-    )
+    ok = simulate_with_cards("o2")
     assert ok.returncode == 0, ok.stderr[-2000:]
