@@ -157,9 +157,7 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
             p_l = np.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0)
             metric, name = gy, "projected_gy_per_gbq"
         elif s.readout in ("diagnostic_wbs", "post_therapy_wbs"):
-            mbq = lesion * s.tracer_mbq
-            contrast = lesion_conc / (dos.background_to_body_mean * body_conc)
-            p_l = dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
+            mbq, p_l = wbs_visibility(model, ca, i, c, s.tracer_mbq)
             metric, name = mbq, "lesion_activity_mbq"
         p_any = float(dos.p_any(jnp.asarray(p_l))) if p_l is not None else None
         out[s.name] = ScanReadout(
@@ -173,6 +171,24 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
             metric_name=name,
         )
     return out
+
+
+def wbs_visibility(
+    model: PatientModel, ca: CourseArrays, i: int, c: int, administered_mbq: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-body-scan visibility of each lesion at grid index ``i`` for channel ``c``.
+
+    Returns the lesion activities (MBq, for ``administered_mbq`` given) and the
+    per-lesion probability of visible uptake: enough activity and enough contrast
+    over the background, each under log-normal measurement noise.
+    """
+    dos = model.dosimetry
+    lesion = ca.ys["iodine"]["lesion"][i, c, :]
+    mbq = lesion * administered_mbq
+    contrast = (lesion / np.asarray(model.iodine.lesion_mass_g)) / (
+        dos.background_to_body_mean * background_concentration(model, ca, i, c)
+    )
+    return mbq, np.asarray(dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast))
 
 
 def background_concentration(model: PatientModel, ca: CourseArrays, i: int, c: int) -> float:

@@ -25,10 +25,11 @@ from .outcomes import (
     LesionOutcome,
     PatientOutcome,
     assessment_times_h,
-    background_concentration,
     choose_activity,
     lesion_course,
+    projected_gy_per_gbq,
     scan_readouts,
+    wbs_visibility,
 )
 from .pathway import Pathway
 from .pk import PK
@@ -241,14 +242,8 @@ def _outcome(p, model, ca, readouts, seed, solved):
     if rai["treated"]:
         c = ca.channel("therapy")
         t_img = day_to_h(ca.course.rai_day) + p.rai.post_therapy_imaging_delay_h
-        i = ca.index(t_img)
-        lesion = ca.ys["iodine"]["lesion"][i, c, :]
-        mass = np.asarray(model.iodine.lesion_mass_g)
-        dos = model.dosimetry
-        mbq = lesion * activity * 1000.0
-        contrast = (lesion / mass) / (dos.background_to_body_mean * background_concentration(model, ca, i, c))
-        p_l = dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
-        rai["post_therapy_wbs_p_success"] = float(dos.p_any(jnp.asarray(p_l)))
+        _, p_l = wbs_visibility(model, ca, ca.index(t_img), c, activity * 1000.0)
+        rai["post_therapy_wbs_p_success"] = float(model.dosimetry.p_any(jnp.asarray(p_l)))
     assess = assessment_times_h(p, ca.course)
     i0 = ca.index(0.0)
     rec = model.response.recist(lc["diameter_mm"], i0, [ca.index(t) for t in assess])
@@ -260,8 +255,6 @@ def _outcome(p, model, ca, readouts, seed, solved):
     mass = np.asarray(model.iodine.lesion_mass_g)
     diam0 = np.asarray(sphere_diameter_mm(jnp.asarray(mass)))
     scan_for_proj = rai.get("projection_scan")
-    from .outcomes import projected_gy_per_gbq
-
     proj = projected_gy_per_gbq(model, ca, scan_for_proj) if scan_for_proj else np.full(len(mass), np.nan)
     lesions = []
     for l, les in enumerate(p.patient.lesions):
