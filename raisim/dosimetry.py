@@ -36,6 +36,8 @@ class Dosimetry(eqx.Module):
     liver_ratio_threshold: float
     background_to_body_mean: float
     liver_to_body_mean: float
+    body_thickness_cm: float
+    lung_mass_g: float
     increase_threshold: float
     target_gy_per_gbq_threshold: float
     min_dosimetry_diameter_mm: float
@@ -70,6 +72,10 @@ class Dosimetry(eqx.Module):
         """Total lesion self-dose S-value for I-131, Gy/(MBq·h)."""
         return self.s_electron_gy_per_mbq_h(mass_g) + self.s_photon_gy_per_mbq_h(mass_g)
 
+    def lung_s_value_gy_per_mbq_h(self) -> Float[Array, ""]:
+        """Lung self-dose S-value for activity spread through both lungs, Gy/(MBq·h)."""
+        return self.s_value_gy_per_mbq_h(jnp.asarray(self.lung_mass_g))
+
     def blood_gy_per_gbq(
         self, blood_residence_h: Float[Array, ...], body_residence_h: Float[Array, ...], blood_volume_ml, weight_kg
     ) -> Float[Array, ...]:
@@ -79,6 +85,33 @@ class Dosimetry(eqx.Module):
         """
         per_ml = blood_residence_h / blood_volume_ml
         return self.blood_dose_coeff * per_ml + self.body_gamma_coeff / weight_kg ** (2.0 / 3.0) * body_residence_h
+
+    # -- planar imaging ---------------------------------------------------------
+
+    def planar_pixel_over_body(
+        self, concentration_ratio: Float[Array, " l"], diameter_mm: Float[Array, " l"]
+    ) -> Float[Array, " l"]:
+        """Count density over a lesion on a planar image, relative to a pixel over mean body tissue.
+
+        A planar pixel integrates activity along the patient's thickness: over a lesion
+        of diameter ``d`` it sees the lesion concentration over ``d`` and body tissue
+        over the rest, so the ratio is ``1 + (C_lesion/C_body − 1) · d / thickness``.
+        Small lesions are diluted by the tissue around them (partial volume).
+
+        Args:
+            concentration_ratio: lesion / mean body (non-lesion) activity concentration.
+            diameter_mm: lesion diameter, mm.
+        """
+        path = jnp.minimum(jnp.asarray(diameter_mm) / (10.0 * self.body_thickness_cm), 1.0)
+        return 1.0 + (jnp.asarray(concentration_ratio) - 1.0) * path
+
+    def tumour_to_background(self, concentration_ratio, diameter_mm) -> Float[Array, " l"]:
+        """Planar tumour/background ratio of each lesion (background region of interest)."""
+        return self.planar_pixel_over_body(concentration_ratio, diameter_mm) / self.background_to_body_mean
+
+    def tumour_to_liver(self, concentration_ratio, diameter_mm) -> Float[Array, " l"]:
+        """Planar tumour/liver ratio of each lesion."""
+        return self.planar_pixel_over_body(concentration_ratio, diameter_mm) / self.liver_to_body_mean
 
     # -- observation models ---------------------------------------------------
 

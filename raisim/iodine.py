@@ -80,6 +80,23 @@ class Iodine(eqx.Module):
             withdrawal_renal_factor=float(v["withdrawal_renal_factor"]),
         )
 
+    @classmethod
+    def normal_thyroid(cls, weight_kg: float = 70.0, overrides: dict[str, float] | None = None) -> Iodine:
+        """A euthyroid patient whose single "lesion" is a normal thyroid gland (card's normal-thyroid set).
+
+        Uptake clearance and biological half-life come from the ``thyroid_*``
+        entries of the iodine card; solve it with membrane NIS and
+        organification at 1 (see :func:`raisim.biokinetics.iodine_kinetics`).
+        """
+        v = dict(card_values("biology/iodine.yaml"))
+        v.update(overrides or {})
+        mass = v["thyroid_mass_g"]
+        thyroid = {
+            "lesion_uptake_l_per_h_per_g": v["thyroid_uptake_clearance_l_per_h"] / mass,
+            "lesion_retention_t_half_h": v["thyroid_biological_t_half_h"],
+        }
+        return cls.from_cards([mass], weight_kg, {**(overrides or {}), **thyroid})
+
     def initial_state(self, n_channels: int) -> dict[str, Float[Array, ...]]:
         """No radioiodine in the body: every compartment and accumulator is zero."""
         n_l = self.lesion_mass_g.shape[0]

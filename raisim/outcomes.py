@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .model import PatientModel
-from .protocol import DAYS_PER_MONTH, Protocol
+from .protocol import DAYS_PER_MONTH, RAI, Protocol
 from .response import sphere_diameter_mm
 from .schedule import Channel, Course, DoseSchedule, day_to_h
 
@@ -36,6 +36,7 @@ class ScanReadout:
     success: bool | None = None
     lesion_metric: list[float] = field(default_factory=list)
     metric_name: str = ""
+    projected_gy_per_gbq: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -50,6 +51,7 @@ class LesionOutcome:
     bed_gy: float
     effective_half_life_h: float | None
     volume_change_pct_at_followup_end: float
+    p_sterilised: float | None = None
 
 
 @dataclass
@@ -138,8 +140,8 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
         lesion_conc = lesion / mass
         metric, name, p_l = [], "", None
         if s.readout == "i123_tbr":
-            tbr = lesion_conc / (dos.background_to_body_mean * body_conc)
-            liver = lesion_conc / (dos.liver_to_body_mean * body_conc)
+            tbr = np.asarray(dos.tumour_to_background(lesion_conc / body_conc, diam))
+            liver = np.asarray(dos.tumour_to_liver(lesion_conc / body_conc, diam))
             p_l = dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold)
             metric, name = tbr, "tumour_to_background"
         elif s.readout == "i124_increase":
@@ -169,6 +171,7 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
             p_success=p_any,
             lesion_metric=[float(x) for x in np.asarray(metric)],
             metric_name=name,
+            projected_gy_per_gbq=[float(x) for x in projected_gy_per_gbq(model, ca, s.name)],
         )
     return out
 
@@ -179,15 +182,15 @@ def wbs_visibility(
     """Whole-body-scan visibility of each lesion at grid index ``i`` for channel ``c``.
 
     Returns the lesion activities (MBq, for ``administered_mbq`` given) and the
-    per-lesion probability of visible uptake: enough activity and enough contrast
-    over the background, each under log-normal measurement noise.
+    per-lesion probability of visible uptake: enough activity and enough planar
+    contrast over the background, each under log-normal measurement noise.
     """
     dos = model.dosimetry
     lesion = ca.ys["iodine"]["lesion"][i, c, :]
     mbq = lesion * administered_mbq
-    contrast = (lesion / np.asarray(model.iodine.lesion_mass_g)) / (
-        dos.background_to_body_mean * background_concentration(model, ca, i, c)
-    )
+    mass = np.asarray(model.iodine.lesion_mass_g)
+    ratio = (lesion / mass) / background_concentration(model, ca, i, c)
+    contrast = np.asarray(dos.tumour_to_background(ratio, np.asarray(sphere_diameter_mm(jnp.asarray(mass)))))
     return mbq, np.asarray(dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast))
 
 
@@ -219,8 +222,70 @@ def _whole_body(model: PatientModel, ca: CourseArrays, i: int, c: int) -> float:
     return float(gut + io["ecf"][i, c] + io["slow"][i, c] + io["nis_tissue"][i, c] + io["lesion"][i, c, :].sum())
 
 
+def policy_activity(
+    rai: RAI,
+    *,
+    best_countable_gy_per_gbq: float | None = None,
+    blood_gy_per_gbq: float | None = None,
+    retention_48h_fraction: float | None = None,
+    diffuse_lung_metastases: bool = False,
+) -> dict:
+    """Therapy activity (GBq) of an activity policy from projected dosimetry per GBq.
+
+    Args:
+        rai: the protocol's RAI section (policy, target dose, caps and limits).
+        best_countable_gy_per_gbq: projected dose per activity of the best lesion ≥ 5 mm, Gy/GBq
+            (``dosimetry_max_11.1``).
+        blood_gy_per_gbq: projected blood absorbed dose per activity, Gy/GBq (``dosimetry_guided``).
+        retention_48h_fraction: projected whole-body retention at 48 h, fraction of administered
+            (``dosimetry_guided``).
+        diffuse_lung_metastases: the lower 48-h retention limit applies.
+
+    Returns ``treated``, ``activity_gbq``, ``reason`` and, for ``dosimetry_guided``,
+    ``limits_gbq`` (the activity each limit allows) and ``binding`` (the one that binds).
+    """
+    if rai.policy == "fixed":
+        return {"treated": True, "activity_gbq": rai.activity_gbq, "reason": "fixed activity"}
+    if rai.policy == "dosimetry_max_11.1":
+        best = best_countable_gy_per_gbq or 0.0
+        need = rai.target_dose_gy / best if best > 0 else math.inf
+        if need <= rai.max_gbq:
+            return {"treated": True, "activity_gbq": need, "reason": f"{rai.target_dose_gy:g} Gy to the best lesion"}
+        return {
+            "treated": False,
+            "activity_gbq": 0.0,
+            "reason": f"would need {need:.3g} GBq > {rai.max_gbq:g} GBq",
+        }
+    limit_ret = rai.lung_retention_48h_limit_gbq if diffuse_lung_metastases else rai.retention_48h_limit_gbq
+    limits = {
+        "blood": rai.blood_limit_gy / max(blood_gy_per_gbq, 1e-12),
+        "lung_retention_48h" if diffuse_lung_metastases else "retention_48h": limit_ret
+        / max(retention_48h_fraction, 1e-12),
+    }
+    if rai.cap_gbq is not None:
+        limits["cap"] = rai.cap_gbq
+    binding = min(limits, key=limits.get)
+    return {
+        "treated": True,
+        "activity_gbq": limits[binding],
+        "limits_gbq": limits,
+        "binding": binding,
+        "reason": f"limited by {binding}",
+    }
+
+
+def lung_gy_per_gbq(model: PatientModel, ca: CourseArrays, c: int, lung: np.ndarray) -> float:
+    """Mean lung absorbed dose per activity from the lung lesions' cumulated activity, Gy/GBq.
+
+    Diffuse lung metastases deposit their energy in the lungs: cumulated activity of
+    the lesions at site ``lung`` (channel ``c``) × the lung self-dose S-value.
+    """
+    cum = float(np.sum(ca.ys["iodine"]["cum_lesion"][-1, c, :][lung]))
+    return cum * float(model.dosimetry.lung_s_value_gy_per_mbq_h()) * 1000.0
+
+
 def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
-    """Therapy activity from the protocol's policy (GBq), with the limits that bound it."""
+    """Therapy activity from the protocol's policy (GBq), with the projections and limits behind it."""
     r = p.rai
     if ca.course.rai_day is None or r is None:
         return {
@@ -231,44 +296,42 @@ def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
             "reason": "not treated on this course",
         }
     info: dict = {"treated": True, "day": ca.course.rai_day, "policy": r.policy}
+    lung = np.asarray([les.site == "lung" for les in p.patient.lesions])
     scan = _projection_scan(ca)
+    best = None
     if scan is not None:
         c = ca.channel("projection", scan)
         end = ca.ys["iodine"]
-        weight = p.patient.weight_kg
         blood_ml = float(model.iodine.blood_volume_l) * 1000.0
         blood_gy = float(
-            model.dosimetry.blood_gy_per_gbq(end["cum_blood"][-1, c], end["cum_body"][-1, c], blood_ml, weight)
+            model.dosimetry.blood_gy_per_gbq(
+                end["cum_blood"][-1, c], end["cum_body"][-1, c], blood_ml, p.patient.weight_kg
+            )
         )
         r48 = _whole_body(model, ca, ca.index(ca.channels[c].time_h + 48.0), c)
         gy = projected_gy_per_gbq(model, ca, scan)
+        mass = np.asarray(model.iodine.lesion_mass_g)
+        countable = np.asarray(sphere_diameter_mm(jnp.asarray(mass))) >= model.dosimetry.min_dosimetry_diameter_mm
+        best = float(np.max(np.where(countable, gy, 0.0)))
         info.update(
             projection_scan=scan,
             projected_blood_gy_per_gbq=blood_gy,
             projected_retention_48h_fraction=r48,
             projected_best_lesion_gy_per_gbq=float(np.max(gy)),
         )
-    if r.policy == "fixed":
-        info.update(activity_gbq=r.activity_gbq, reason="fixed activity")
-    elif r.policy == "dosimetry_max_11.1":
-        mass = np.asarray(model.iodine.lesion_mass_g)
-        countable = np.asarray(sphere_diameter_mm(jnp.asarray(mass))) >= model.dosimetry.min_dosimetry_diameter_mm
-        best = float(np.max(np.where(countable, gy, 0.0)))
-        need = r.target_dose_gy / best if best > 0 else math.inf
-        if need <= r.max_gbq:
-            info.update(activity_gbq=need, reason=f"{r.target_dose_gy:g} Gy to the best lesion")
-        else:
-            info.update(treated=False, activity_gbq=0.0, reason=f"would need {need:.3g} GBq > {r.max_gbq:g} GBq")
-    else:  # dosimetry_guided
-        limit_ret = r.lung_retention_48h_limit_gbq if p.patient.diffuse_lung_metastases else r.retention_48h_limit_gbq
-        limits = {
-            "blood": r.blood_limit_gy / info["projected_blood_gy_per_gbq"],
-            "retention_48h": limit_ret / max(info["projected_retention_48h_fraction"], 1e-12),
-        }
-        if r.cap_gbq is not None:
-            limits["cap"] = r.cap_gbq
-        binding = min(limits, key=limits.get)
-        info.update(activity_gbq=limits[binding], limits_gbq=limits, reason=f"limited by {binding}")
+        if lung.any():
+            info["projected_lung_gy_per_gbq"] = lung_gy_per_gbq(model, ca, c, lung)
+    info.update(
+        policy_activity(
+            r,
+            best_countable_gy_per_gbq=best,
+            blood_gy_per_gbq=info.get("projected_blood_gy_per_gbq"),
+            retention_48h_fraction=info.get("projected_retention_48h_fraction"),
+            diffuse_lung_metastases=p.patient.diffuse_lung_metastases,
+        )
+    )
+    if info["treated"] and lung.any():
+        info["lung_dose_gy"] = info["activity_gbq"] * lung_gy_per_gbq(model, ca, ca.channel("therapy"), lung)
     return info
 
 
@@ -309,6 +372,11 @@ def lesion_course(p: Protocol, model: PatientModel, ca: CourseArrays, activity_g
     )
     viable, dead = np.asarray(viable), np.asarray(dead)
     volume = viable + dead
+    if ca.course.rai_day is not None and activity_gbq > 0:
+        v_rai = viable[ca.index(day_to_h(ca.course.rai_day))]
+        p_sterilised = np.asarray(model.response.sterilisation_probability(jnp.asarray(v_rai), jnp.asarray(bed)))
+    else:
+        p_sterilised = np.zeros(n_l)
     diam = np.asarray(sphere_diameter_mm(jnp.asarray(volume)))
     tg = np.asarray(
         model.response.thyroglobulin_ng_ml(
@@ -326,6 +394,7 @@ def lesion_course(p: Protocol, model: PatientModel, ca: CourseArrays, activity_g
         "gy_per_gbq": gy_per_gbq,
         "viable_ml": viable,
         "volume_ml": volume,
+        "p_sterilised": p_sterilised,
         "diameter_mm": diam,
         "tg": tg,
     }

@@ -254,6 +254,9 @@ class Lesion(_Strict):
     mass_g: float | None = Field(None, gt=0, description="lesion mass, g (density 1 g/mL)")
     diameter_mm: float | None = Field(None, gt=0, description="longest diameter, mm (sphere)")
     nis_capacity: float = Field(1.0, gt=0, description="lesion NIS capacity relative to the patient's")
+    radiosensitivity: float = Field(
+        1.0, gt=0, description="lesion radiosensitivity (alpha) relative to the typical lesion"
+    )
 
     @field_validator("site")
     @classmethod
@@ -305,12 +308,32 @@ class FollowUp(_Strict):
         description="RECIST assessment times, months after RAI (after day 1 without RAI); the last ends follow-up",
     )
 
+    horizon_months: float | None = Field(
+        None,
+        gt=0,
+        description="simulated follow-up after RAI (after day 1 without RAI), months; default: the last month",
+    )
+
     @field_validator("months")
     @classmethod
     def _months(cls, v: list[float]) -> list[float]:
         if not v or any(m <= 0 for m in v):
             raise ValueError("a non-empty list of positive months")
         return sorted(v)
+
+    @model_validator(mode="after")
+    def _horizon(self) -> FollowUp:
+        if self.horizon_months is not None and self.months[-1] > self.horizon_months:
+            raise ValueError(
+                f"months: {self.months[-1]:g} is beyond horizon_months ({self.horizon_months:g}); "
+                f"allowed: months <= {self.horizon_months:g}"
+            )
+        return self
+
+    @property
+    def end_months(self) -> float:
+        """End of the simulated follow-up, months after the anchor."""
+        return self.horizon_months if self.horizon_months is not None else self.months[-1]
 
 
 class SolverOptions(_Strict):
@@ -355,7 +378,7 @@ class Protocol(_Strict):
         rai_days = [self.rai.day] if self.rai else []
         rai_days += [b.rai_day for b in self.branches] if self.rai else []
         anchor = max(rai_days) if rai_days else 1
-        return anchor + self.followup.months[-1] * DAYS_PER_MONTH
+        return anchor + self.followup.end_months * DAYS_PER_MONTH
 
     def content_hash(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
@@ -411,6 +434,17 @@ def _check_protocol(p: Protocol) -> None:
             raise ValueError("rai.day: must not come before the scan it requires")
         if r.day < 1:
             raise ValueError("rai.day: a day >= 1 (day 1 = first TKI dose)")
+        if r.tki_days_after_rai is not None:
+            for label, rai_day, course_end in [
+                ("rai.day", r.day, t.stop_day),
+                *((f"branches[{i}].rai_day", b.rai_day, b.extend_tki_to_day) for i, b in enumerate(p.branches)),
+            ]:
+                if rai_day + r.tki_days_after_rai < course_end:
+                    raise ValueError(
+                        f"rai.tki_days_after_rai: TKI continuation would end on day {rai_day + r.tki_days_after_rai} "
+                        f"({label} {rai_day} + {r.tki_days_after_rai}), before the course it continues ends "
+                        f"(day {course_end}); allowed: >= {course_end - rai_day}, or leave it out"
+                    )
         if r.policy != "fixed" and not any(s.day <= r.day for s in p.scans):
             raise ValueError(f"rai.policy: {r.policy} needs a tracer scan on or before rai.day for dosimetry")
     for i, b in enumerate(p.branches):

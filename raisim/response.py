@@ -42,7 +42,8 @@ class Response(eqx.Module):
 
     growth_per_h: Float[Array, ""]
     tki_kill_per_h: Float[Array, ""]
-    alpha_per_gy: Float[Array, ""]
+    alpha_per_gy: Float[Array, " l"]
+    clonogens_per_ml: Float[Array, ""]
     alpha_beta_gy: Float[Array, ""]
     repair_per_h: Float[Array, ""]
     dead_clearance_per_h: Float[Array, ""]
@@ -51,7 +52,8 @@ class Response(eqx.Module):
     tg_differentiation_exponent: Float[Array, ""]
 
     @classmethod
-    def from_cards(cls, overrides: dict[str, float] | None = None) -> Response:
+    def from_cards(cls, radiosensitivity=(1.0,), overrides: dict[str, float] | None = None) -> Response:
+        """Typical parameters; ``radiosensitivity`` is each lesion's α relative to the typical lesion."""
         v = dict(card_values("biology/response.yaml"))
         v.update(overrides or {})
         f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
@@ -59,7 +61,8 @@ class Response(eqx.Module):
         return cls(
             growth_per_h=f(ln2 / (v["doubling_time_d"] * 24.0)),
             tki_kill_per_h=f(v["tki_kill_per_h"]),
-            alpha_per_gy=f(v["alpha_per_gy"]),
+            alpha_per_gy=f(v["alpha_per_gy"]) * f(radiosensitivity),
+            clonogens_per_ml=f(v["clonogens_per_ml"]),
             alpha_beta_gy=f(v["alpha_beta_gy"]),
             repair_per_h=f(ln2 / v["repair_t_half_h"]),
             dead_clearance_per_h=f(ln2 / (v["dead_clearance_t_half_d"] * 24.0)),
@@ -91,7 +94,7 @@ class Response(eqx.Module):
         """
         log_env = self.growth_per_h * t_h - self.tki_kill_per_h * cum_erk_inhibition_h
         envelope = v0_ml[None, :] * jnp.exp(log_env)[:, None]
-        survival = jnp.exp(-self.alpha_per_gy * bed_gy[None, :] * dose_fraction)
+        survival = jnp.exp(-self.alpha_per_gy[None, :] * bed_gy[None, :] * dose_fraction)
         viable = envelope * survival
         # dead cells: killed in each interval, then cleared (exponential integrator, midpoint)
         killed = envelope[1:] * (survival[:-1] - survival[1:])
@@ -109,6 +112,14 @@ class Response(eqx.Module):
         _, dead_rest = jax.lax.scan(step, jnp.zeros_like(v0_ml), (killed, decay, half))
         dead = jnp.concatenate([jnp.zeros_like(v0_ml)[None, :], dead_rest], axis=0)
         return viable, dead
+
+    def sterilisation_probability(self, v0_ml: Float[Array, " l"], bed_gy: Float[Array, " l"]) -> Float[Array, " l"]:
+        """Probability that no clonogen of a lesion survives its BED (Poisson TCP), per lesion.
+
+        Expected surviving clonogens = clonogen density × volume at RAI (mL) × exp(−α·BED).
+        """
+        survivors = self.clonogens_per_ml * v0_ml * jnp.exp(-self.alpha_per_gy * bed_gy)
+        return jnp.exp(-survivors)
 
     def thyroglobulin_ng_ml(
         self,

@@ -37,6 +37,7 @@ from .protocol import Protocol
 from .response import Response, sphere_diameter_mm
 from .schedule import (
     FAR_FUTURE_H,
+    Course,
     administration_days,
     build_channels,
     build_doses,
@@ -60,7 +61,7 @@ def build_model(p: Protocol, overrides: dict[str, dict] | None = None) -> Patien
         nis=NIS.from_cards([les.nis_capacity for les in lesions], o.get("nis")),
         iodine=Iodine.from_cards([les.mass for les in lesions], p.patient.weight_kg, o.get("iodine")),
         dosimetry=Dosimetry.from_cards(o.get("dosimetry")),
-        response=Response.from_cards(o.get("response")),
+        response=Response.from_cards([les.radiosensitivity for les in lesions], o.get("response")),
         toxicity=Toxicity.from_cards(drugs, o.get("toxicity")),
     )
 
@@ -154,22 +155,48 @@ def prepare(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None
     return Prepared(p, model, courses, scheds, time_grid(p, courses, t_start))
 
 
+def _solve_course(prep: Prepared, course: Course, sched_tuple) -> CourseArrays:
+    p = prep.protocol
+    sched, doses, channels = sched_tuple
+    sol: Solution = solve(
+        prep.model,
+        sched,
+        jnp.asarray(prep.grid),
+        rtol=p.solver.rtol,
+        atol=p.solver.atol,
+        max_steps=p.solver.max_steps,
+    )
+    ys = {k: np.asarray(v) for k, v in _flatten(sol.ys).items()}
+    return CourseArrays(course, channels, doses, prep.grid, _unflatten(ys), bool(sol.ok), int(sol.num_steps))
+
+
+def discontinued_course(course: Course, last_tki_day: int) -> Course:
+    """The rest of ``course`` skipped after a toxicity stop: TKI to ``last_tki_day``, no later scans or RAI."""
+    rai = course.rai_day if course.rai_day is not None and course.rai_day <= last_tki_day else None
+    return Course(
+        conditions=(*course.conditions, ("discontinued_for_toxicity", True)),
+        scans=tuple(s for s in course.scans if s.day <= last_tki_day),
+        rai_day=rai,
+        tki_last_day=last_tki_day,
+    )
+
+
+def _toxicity_draw(seed: int) -> tuple[float, float]:
+    """Two uniforms for the grade ≥ 3 AE and the discontinuation decision, fixed by the seed."""
+    u = np.random.default_rng([seed, 104729]).random(2)
+    return float(u[0]), float(u[1])
+
+
 def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None) -> SimulationResult:
-    """Simulate the protocol's patient with typical parameters; readouts drawn with ``seed``."""
+    """Simulate the protocol's patient with typical parameters; readouts and AEs drawn with ``seed``.
+
+    Every course is solved; the scan draws pick the one the patient follows. A
+    grade ≥ 3 AE drawn on that course that leads to discontinuation ends the TKI
+    on the AE day and skips the rest of the protocol (later scans, RAI).
+    """
     prep = prepare(p, seed, overrides)
-    model, courses, scheds, grid = prep.model, prep.courses, prep.schedules, prep.grid
-    solved: list[CourseArrays] = []
-    for course, (sched, doses, channels) in zip(courses, scheds, strict=True):
-        sol: Solution = solve(
-            model,
-            sched,
-            jnp.asarray(grid),
-            rtol=p.solver.rtol,
-            atol=p.solver.atol,
-            max_steps=p.solver.max_steps,
-        )
-        ys = {k: np.asarray(v) for k, v in _flatten(sol.ys).items()}
-        solved.append(CourseArrays(course, channels, doses, grid, _unflatten(ys), bool(sol.ok), int(sol.num_steps)))
+    model = prep.model
+    solved = [_solve_course(prep, c, st) for c, st in zip(prep.courses, prep.schedules, strict=True)]
     draws = _draw(seed, [s.name for s in p.all_scans()])
     readouts_by_course = [scan_readouts(p, model, ca) for ca in solved]
     chosen = 0
@@ -183,15 +210,36 @@ def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = Non
             break
     ca = solved[chosen]
     readouts = readouts_by_course[chosen]
-    for name, r in readouts.items():
-        if r.p_success is not None:
-            r.success = bool(draws[name] < r.p_success)
     if not all(c.ok for c in solved):
         outcome = _failed_outcome(p, seed, solved)
         lc = lesion_course(p, model, ca, 0.0)
         tc = timecourse_frame(p, model, ca, lc, 0.0)
         return SimulationResult(outcome, tc, ca, solved, model)
+    planned_days = ca.doses.days_on_drug
+    event = model.toxicity.draw_event(planned_days, *_toxicity_draw(seed))
+    if event["discontinued"]:
+        ae_day = p.treatment.start_day + event["ae_day_on_tki"] - 1
+        course = discontinued_course(ca.course, ae_day)
+        n_channels = int(prep.schedules[0][0].channels.admin_time_h.shape[0])
+        dose_pad = int(prep.schedules[0][0].dose_times_h.shape[1])
+        ca = _solve_course(prep, course, build_schedule(p, model, course, seed, n_channels, dose_pad))
+        solved.append(ca)
+        readouts = scan_readouts(p, model, ca)
+        if not ca.ok:
+            outcome = _failed_outcome(p, seed, solved)
+            lc = lesion_course(p, model, ca, 0.0)
+            return SimulationResult(outcome, timecourse_frame(p, model, ca, lc, 0.0), ca, solved, model)
+    for name, r in readouts.items():
+        if r.p_success is not None:
+            r.success = bool(draws[name] < r.p_success)
     outcome, lc = _outcome(p, model, ca, readouts, seed, solved)
+    outcome.toxicity.update(
+        p_grade3_ae=float(model.toxicity.p_grade3(jnp.asarray(planned_days))),
+        p_discontinuation=float(model.toxicity.p_discontinuation(jnp.asarray(planned_days))),
+        grade3_ae=event["grade3_ae"],
+        ae_day=None if event["ae_day_on_tki"] is None else p.treatment.start_day + event["ae_day_on_tki"] - 1,
+        discontinued=event["discontinued"],
+    )
     tc = timecourse_frame(p, model, ca, lc, outcome.rai["activity_gbq"])
     return SimulationResult(outcome, tc, ca, solved, model)
 
@@ -254,7 +302,8 @@ def _outcome(p, model, ca, readouts, seed, solved):
     pf_months = None if t_prog is None else (t_prog - anchor) / 24.0 / (365.25 / 12.0)
     mass = np.asarray(model.iodine.lesion_mass_g)
     diam0 = np.asarray(sphere_diameter_mm(jnp.asarray(mass)))
-    scan_for_proj = rai.get("projection_scan")
+    # projected from the scan behind the therapy, else from the course's last scan
+    scan_for_proj = rai.get("projection_scan") or (ca.course.scans[-1].name if ca.course.scans else None)
     proj = projected_gy_per_gbq(model, ca, scan_for_proj) if scan_for_proj else np.full(len(mass), np.nan)
     lesions = []
     for l, les in enumerate(p.patient.lesions):
@@ -271,6 +320,7 @@ def _outcome(p, model, ca, readouts, seed, solved):
                 bed_gy=float(lc["bed_gy"][l]),
                 effective_half_life_h=float(math.log(2.0) / lam) if np.isfinite(lam) and lam > 0 else None,
                 volume_change_pct_at_followup_end=float(100.0 * (lc["volume_ml"][-1, l] / mass[l] - 1.0)),
+                p_sterilised=float(lc["p_sterilised"][l]),
             )
         )
     i_end = len(ca.ts) - 1
@@ -287,13 +337,14 @@ def _outcome(p, model, ca, readouts, seed, solved):
             for m, t in zip(p.followup.months, assess, strict=True)
         ],
         "peak_ng_ml": float(np.max(lc["tg"][: i_end + 1])),
+        # weekly from day 1 to the end of follow-up
+        "trajectory": [
+            {"day": float(d), "ng_ml": float(np.interp(day_to_h(d), ca.ts, lc["tg"]))}
+            for d in np.arange(1.0, ca.ts[-1] / 24.0 + 1.0, 7.0)
+        ],
     }
     days = ca.doses.days_on_drug
-    tox = {
-        "days_on_drug": {d: float(x) for d, x in zip(ca.doses.drugs, days, strict=True)},
-        "p_grade3_ae": float(model.toxicity.p_grade3(jnp.asarray(days))),
-        "p_discontinuation": float(model.toxicity.p_discontinuation(jnp.asarray(days))),
-    }
+    tox = {"days_on_drug": {d: float(x) for d, x in zip(ca.doses.drugs, days, strict=True)}}
     solver = _solver_status(p, solved, ca)
     return (
         PatientOutcome(

@@ -6,8 +6,11 @@ rates); hazards of combined drugs add. Units: hazards 1/d, time d.
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .params import card_values
@@ -35,3 +38,25 @@ class Toxicity(eqx.Module):
     def p_discontinuation(self, days_on_drug: Float[Array, " d"]) -> Float[Array, ""]:
         """P(discontinuing the TKI after a grade ≥ 3 AE)."""
         return self.discontinuation_probability * self.p_grade3(days_on_drug)
+
+    def draw_event(self, days_on_drug: np.ndarray, u_event: float, u_stop: float) -> dict:
+        """One patient's grade ≥ 3 AE, from two uniforms (seeded by the caller).
+
+        The event falls on the ``n``-th day on TKI, the first whole day at which the
+        cumulative hazard Σ_d hazard_d · min(n, days_d) reaches −ln(u_event); none if
+        that needs more days than the course has. The patient then stops the TKI if
+        ``u_stop`` < the discontinuation probability.
+
+        Returns ``grade3_ae``, ``ae_day_on_tki`` (n, 1-based, or None) and ``discontinued``.
+        """
+        days = np.asarray(days_on_drug, dtype=float)
+        hazard = np.asarray(self.hazard_per_day, dtype=float)
+        target = -math.log(max(u_event, 1e-300))
+        n_max = int(days.max()) if days.size else 0
+        n = np.arange(1, n_max + 1)
+        cum = (hazard[None, :] * np.minimum(n[:, None], days[None, :])).sum(axis=1)
+        hit = np.nonzero(cum >= target)[0]
+        if hit.size == 0:
+            return {"grade3_ae": False, "ae_day_on_tki": None, "discontinued": False}
+        stop = bool(u_stop < float(self.discontinuation_probability))
+        return {"grade3_ae": True, "ae_day_on_tki": int(n[hit[0]]), "discontinued": stop}

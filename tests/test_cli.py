@@ -158,7 +158,16 @@ def test_manifest_records_commit_when_in_git(demo_run):
     assert "git_commit" in manifest
 
 
-@pytest.mark.parametrize("name", ["short_10d.yaml", "meraiode_42d.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "short_10d.yaml",
+        "meraiode_42d.yaml",
+        "selumetinib_4wk.yaml",
+        "dabrafenib_rothenberg.yaml",
+        "vemurafenib_dunn.yaml",
+    ],
+)
 def test_every_example_protocol_simulates(name, tmp_path):
     out = tmp_path / "o"
     assert main(["simulate", str(PROTOCOLS / name), "--out", str(out)]) == 0
@@ -185,10 +194,47 @@ def test_solver_failure_is_flagged_not_reported_as_results(tmp_path):
         (lambda d: d["treatment"].update(holds=[{"from_day": 15, "to_day": 30}]), "treatment.holds[0]", "outside"),
         (lambda d: d["treatment"].update(missed_dose_probability=1.5), "missed_dose_probability", "less than or equal"),
         (lambda d: d["treatment"].update(missed_dose_probability=-0.1), "missed_dose_probability", "greater than"),
+        (lambda d: d["scans"][0].update(isotope="I-125"), "scans[0].isotope", "I-131"),
+        (lambda d: d["scans"][0].update(readout="pet_suv"), "scans[0].readout", "i123_tbr"),
+        (lambda d: d["rai"].update(activity_gbq=-5.55), "rai.activity_gbq", "greater than 0"),
+        (lambda d: d["patient"]["lesions"][1].update(mass_g=0), "mass_g", "greater than 0"),
+        (lambda d: d["rai"].update(policy="dosimetry_guided", cap_gbq=-1), "rai.cap_gbq", "greater than 0"),
+        (
+            lambda d: d.update(
+                branches=[
+                    {
+                        "on_fail": "nope",
+                        "extend_tki_to_day": 21,
+                        "rai_day": 30,
+                        "rescan": {"name": "re", "day": 29, "isotope": "I-123", "readout": "i123_tbr"},
+                    }
+                ]
+            ),
+            "branches[0].on_fail",
+            "one of ['selection', 're']",
+        ),
+        (lambda d: d["followup"].update(months=[6, 24], horizon_months=18), "followup", "months <= 18"),
+        (lambda d: d["rai"].update(day=30, tki_days_after_rai=-3), "rai.tki_days_after_rai", "greater than"),
+        (lambda d: d["rai"].update(day=12, tki_days_after_rai=1), "rai.tki_days_after_rai", ">= 9"),
     ],
-    ids=["zero-dose", "negative-interval", "hold-outside-course", "adherence-above-1", "adherence-below-0"],
+    ids=[
+        "zero-dose",
+        "negative-interval",
+        "hold-outside-course",
+        "adherence-above-1",
+        "adherence-below-0",
+        "unknown-isotope",
+        "unknown-readout",
+        "negative-activity",
+        "zero-lesion-mass",
+        "negative-cap",
+        "branch-undefined-scan",
+        "followup-beyond-horizon",
+        "continuation-negative",
+        "continuation-ends-before-course",
+    ],
 )
-def test_bad_regimen_input_is_one_line_exit_2(tmp_path, mutate, field, allowed):
+def test_bad_input_is_one_line_exit_2(tmp_path, mutate, field, allowed):
     d = protocol_dict()
     mutate(d)
     proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))

@@ -1,0 +1,158 @@
+"""Activity policies, lesion doses per activity, superposition and the dosimetry readouts."""
+
+import copy
+from functools import cache
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import yaml
+from helpers import PROTOCOLS, protocol_dict
+
+from raisim import protocol_from_dict, simulate
+from raisim.model import solve
+from raisim.outcomes import policy_activity
+from raisim.protocol import RAI
+from raisim.schedule import FAR_FUTURE_H, enumerate_courses
+from raisim.simulate import build_model, build_schedule
+
+# -- activity policies on hand-computed cases ---------------------------------------------
+
+
+def test_fixed_policy_gives_the_fixed_activity():
+    out = policy_activity(RAI(day=25, policy="fixed", activity_gbq=5.55))
+    assert out["treated"] and out["activity_gbq"] == 5.55
+
+
+def test_dosimetry_max_treats_with_the_target_dose_and_refuses_above_11_1_gbq():
+    rai = RAI(day=25, policy="dosimetry_max_11.1")
+    out = policy_activity(rai, best_countable_gy_per_gbq=2.5)  # 20 Gy / 2.5 Gy/GBq = 8 GBq
+    assert out["treated"] and out["activity_gbq"] == pytest.approx(8.0)
+    out = policy_activity(rai, best_countable_gy_per_gbq=1.5)  # would need 13.3 GBq
+    assert not out["treated"] and out["activity_gbq"] == 0.0 and "13.3" in out["reason"]
+    out = policy_activity(rai, best_countable_gy_per_gbq=20.0 / 11.1)  # exactly at the limit
+    assert out["treated"] and out["activity_gbq"] == pytest.approx(11.1)
+
+
+def test_dosimetry_guided_cap_reached():
+    rai = RAI(day=25, policy="dosimetry_guided", cap_gbq=7.4)
+    # blood 0.1 Gy/GBq -> 20 GBq; retention 10 % -> 44.4 GBq; the cap binds
+    out = policy_activity(rai, blood_gy_per_gbq=0.1, retention_48h_fraction=0.10)
+    assert out["binding"] == "cap" and out["activity_gbq"] == 7.4
+    assert out["limits_gbq"]["blood"] == pytest.approx(20.0)
+    assert out["limits_gbq"]["retention_48h"] == pytest.approx(44.4)
+
+
+def test_dosimetry_guided_blood_limit_binding():
+    rai = RAI(day=25, policy="dosimetry_guided", cap_gbq=15.6)
+    out = policy_activity(rai, blood_gy_per_gbq=0.25, retention_48h_fraction=0.10)  # 2 Gy / 0.25 = 8 GBq
+    assert out["binding"] == "blood" and out["activity_gbq"] == pytest.approx(8.0)
+
+
+def test_dosimetry_guided_lung_limit_binding():
+    rai = RAI(day=25, policy="dosimetry_guided", cap_gbq=15.6)
+    kw = dict(blood_gy_per_gbq=0.1, retention_48h_fraction=0.5)
+    without = policy_activity(rai, **kw)  # 4.44 / 0.5 = 8.88 GBq
+    assert without["binding"] == "retention_48h" and without["activity_gbq"] == pytest.approx(8.88)
+    lung = policy_activity(rai, diffuse_lung_metastases=True, **kw)  # 2.96 / 0.5 = 5.92 GBq
+    assert lung["binding"] == "lung_retention_48h" and lung["activity_gbq"] == pytest.approx(5.92)
+
+
+# -- lesion dose per activity: redifferentiated vs refractory ------------------------------
+
+
+@cache
+def erriti(genotype: str, tki: bool):
+    d = yaml.safe_load((PROTOCOLS / "erriti_21d.yaml").read_text())
+    d["patient"]["genotype"] = genotype
+    if not tki:  # the same protocol with every dose held: an untreated RAI-refractory lesion
+        d["treatment"]["holds"] = [{"from_day": 1, "to_day": d["treatment"]["stop_day"]}]
+    return simulate(protocol_from_dict(d, source="erriti"), seed=0).outcome
+
+
+@pytest.mark.validation
+@pytest.mark.parametrize("genotype", ["BRAF_V600E", "RAS"])
+def test_redifferentiated_lesion_gets_1_to_6_gy_per_gbq(genotype):
+    gy = erriti(genotype, True).scans[0].projected_gy_per_gbq
+    assert 1.0 <= max(gy) <= 6.0, gy
+
+
+@pytest.mark.validation
+def test_refractory_lesion_without_tki_gets_under_half_a_gy_per_gbq():
+    out = erriti("BRAF_V600E", False)
+    assert max(out.scans[0].projected_gy_per_gbq) < 0.5
+    assert out.scans[0].p_success < 0.05  # and its I-123 scan does not meet the ERRITI criterion
+
+
+def test_lung_dose_reported_with_lung_lesions():
+    out = erriti("RAS", True)
+    assert out.rai["treated"]
+    lung = out.rai["lung_dose_gy"]
+    # the therapy (day 25, TKI continued) sees a little more uptake than the day-22 projection
+    assert 0.8 <= lung / (out.rai["activity_gbq"] * out.rai["projected_lung_gy_per_gbq"]) <= 1.5
+    assert 0.0 < lung < out.lesions[0].absorbed_dose_gy  # spread over the lungs, far below the lesion dose
+
+
+# -- superposition -----------------------------------------------------------------------------
+
+
+def test_tracer_and_therapy_superpose():
+    p = protocol_from_dict(protocol_dict(followup={"months": [1]}))
+    model = build_model(p)
+    sched, _, channels = build_schedule(p, model, enumerate_courses(p)[0], seed=0, n_channels=3, dose_pad=64)
+    kinds = [c.kind for c in channels]
+    tracer, therapy = kinds.index("tracer"), kinds.index("therapy")
+    activity = np.zeros(3)
+    activity[tracer], activity[therapy] = 185.0, 5550.0  # MBq
+
+    def run(keep):
+        t = np.where(np.isin(np.arange(3), keep), np.asarray(sched.channels.admin_time_h), FAR_FUTURE_H)
+        s = eqx.tree_at(lambda s: s.channels.admin_time_h, sched, jnp.asarray(t))
+        ts = jnp.linspace(20 * 24.0, 40 * 24.0, 481)
+        sol = solve(model, s, ts, rtol=1e-10, atol=1e-14)
+        assert bool(sol.ok)
+        lesion = np.asarray(sol.ys["iodine"]["lesion"])  # (t, channel, lesion) per MBq
+        ecf = np.asarray(sol.ys["iodine"]["ecf"])
+        return np.einsum("tcl,c->tl", lesion, activity), ecf @ activity
+
+    both_l, both_e = run([tracer, therapy])
+    tr_l, tr_e = run([tracer])
+    th_l, th_e = run([therapy])
+    assert np.max(np.abs(both_l - (tr_l + th_l))) <= 1e-6 * np.max(np.abs(both_l))
+    assert np.max(np.abs(both_e - (tr_e + th_e))) <= 1e-6 * np.max(np.abs(both_e))
+    assert tr_l.max() > 0 and th_l.max() > 0
+
+
+# -- dosimetry readouts ------------------------------------------------------------------------
+
+
+def _i124(lesions):
+    d = protocol_dict(
+        scans=[{"name": "dosimetry", "day": 22, "isotope": "I-124", "readout": "i124_dosimetry"}],
+        rai={"day": 29, "policy": "dosimetry_max_11.1", "require": "dosimetry"},
+    )
+    d["patient"]["lesions"] = lesions
+    d["patient"]["genotype"] = "RAS"
+    return simulate(protocol_from_dict(d), seed=0).outcome
+
+
+def test_lesions_under_5_mm_do_not_count_for_dosimetry_criteria():
+    big = {"name": "big", "site": "lymph_node", "diameter_mm": 12, "nis_capacity": 0.05}
+    small = {"name": "small", "site": "lymph_node", "diameter_mm": 4, "nis_capacity": 3.0}
+    both = _i124([big, small])
+    scan = both.scans[0]
+    assert scan.metric_name == "projected_gy_per_gbq"
+    assert scan.lesion_metric[1] > 1.8018 > scan.lesion_metric[0]  # only the small one would pass
+    assert scan.p_success < 0.05
+    alone = _i124([copy.deepcopy(small) | {"diameter_mm": 6}])  # the same lesion at 6 mm counts
+    assert alone.scans[0].p_success > 0.5
+
+
+def test_each_readout_is_imaged_at_its_own_delay():
+    d = protocol_dict()
+    d["scans"][0]["imaging_delay_h"] = 6.0
+    early = simulate(protocol_from_dict(d), seed=0).outcome.scans[0]
+    late = simulate(protocol_from_dict(protocol_dict()), seed=0).outcome.scans[0]
+    assert early.imaging_time_h == 21 * 24.0 + 6.0 and late.imaging_time_h == 21 * 24.0 + 24.0
+    assert early.lesion_metric != late.lesion_metric

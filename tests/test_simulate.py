@@ -1,0 +1,148 @@
+"""The protocol engine: branches, treatment regardless of scans, toxicity stops, every published protocol."""
+
+import numpy as np
+import pytest
+import yaml
+from helpers import PROTOCOLS, protocol_dict
+
+from raisim import build_doses, enumerate_courses, load_protocol, protocol_from_dict, simulate
+from raisim.schedule import day_to_h
+from raisim.simulate import _draw
+
+DESIGN_TABLE = [
+    "selumetinib_4wk.yaml",
+    "dabrafenib_rothenberg.yaml",
+    "vemurafenib_dunn.yaml",
+    "erriti_21d.yaml",
+    "short_10d.yaml",
+    "meraiode_42d.yaml",
+]
+
+
+def _short(uptake_scale: float, seed: int = 0):
+    p = load_protocol(PROTOCOLS / "short_10d.yaml")
+    o = {"iodine": {"lesion_uptake_l_per_h_per_g": 8.4e-5 * uptake_scale}}
+    return simulate(p, seed=seed, overrides=o)
+
+
+def _last_dose_day(result) -> int:
+    d = result.course.doses
+    last_h = max(d.times_h[i, n - 1] for i, n in enumerate(d.n_doses))
+    return int(last_h // 24.0) + 1
+
+
+def test_10_plus_10_responder_is_treated_on_day_12_and_stops_tki_two_days_later():
+    r = _short(20.0)  # strong uptake: the day-11 scan succeeds
+    o = r.outcome
+    assert o.scans[0].name == "selection" and o.scans[0].success
+    assert o.rai["treated"] and o.rai["day"] == 12
+    assert _last_dose_day(r) == 13  # no TKI from day 14, two days after RAI
+    assert [s.name for s in o.scans] == ["selection"]
+
+
+def test_10_plus_10_non_responder_continues_rescans_and_is_treated_only_if_the_rescan_succeeds():
+    r = _short(0.01)  # no visible uptake: both scans fail
+    o = r.outcome
+    assert [s.name for s in o.scans] == ["selection", "rescan"]
+    assert [s.day for s in o.scans] == [11, 21] and not any(s.success for s in o.scans)
+    assert not o.rai["treated"] and _last_dose_day(r) == 20
+    # a late responder: find a seed whose draws fail the first scan and pass the re-scan
+    p = load_protocol(PROTOCOLS / "short_10d.yaml")
+    probe = _short(0.55)
+    late_course = next(ca for ca in probe.all_courses if ("rescan", True) in ca.course.conditions)
+    from raisim.outcomes import scan_readouts
+
+    ps = scan_readouts(p, probe.model, late_course)
+    p_sel, p_re = ps["selection"].p_success, ps["rescan"].p_success
+    assert 0.02 < p_sel < 0.98 and 0.02 < p_re < 0.98, (p_sel, p_re)
+    seed = next(
+        s
+        for s in range(200)
+        if _draw(s, ["selection", "rescan"])["selection"] >= p_sel
+        and _draw(s, ["selection", "rescan"])["rescan"] < p_re
+    )
+    late = _short(0.55, seed=seed)
+    assert [(s.day, s.success) for s in late.outcome.scans] == [(11, False), (21, True)]
+    assert late.outcome.rai["treated"] and late.outcome.rai["day"] == 22
+    assert _last_dose_day(late) == 23
+
+
+def test_meraiode_treats_everyone_on_day_35_regardless_of_the_day_28_scan():
+    d = yaml.safe_load((PROTOCOLS / "meraiode_42d.yaml").read_text())
+    o = {"iodine": {"lesion_uptake_l_per_h_per_g": 1e-7}}  # nothing visible on the diagnostic scan
+    out = simulate(protocol_from_dict(d, "meraiode"), seed=0, overrides=o).outcome
+    assert out.scans[0].day == 28 and out.scans[0].p_success < 0.01 and not out.scans[0].success
+    assert out.rai["treated"] and out.rai["day"] == 35 and out.rai["activity_gbq"] == 5.55
+
+
+@pytest.mark.parametrize(
+    "regimen",
+    [
+        {
+            "BRAF_V600E": [
+                {"drug": "trametinib", "dose_mg": 2, "interval_h": 24},
+                {"drug": "dabrafenib", "dose_mg": 75, "interval_h": 12},
+            ]
+        },
+        {
+            "BRAF_V600E": [
+                {"drug": "dabrafenib", "dose_mg": 150, "interval_h": 12},
+                {"drug": "trametinib", "dose_mg": 2, "interval_h": 24},
+            ]
+        },
+        {"BRAF_V600E": [{"drug": "trametinib", "dose_mg": 2, "interval_h": 24}]},
+        {"BRAF_V600E": [{"drug": "selumetinib", "dose_mg": 75, "interval_h": 12}]},
+        {"BRAF_V600E": [{"drug": "vemurafenib", "dose_mg": 960, "interval_h": 12}]},
+        {"BRAF_V600E": [{"drug": "dabrafenib", "dose_mg": 150, "interval_h": 12}]},
+    ],
+    ids=["erriti", "meraiode", "trametinib", "selumetinib", "vemurafenib", "dabrafenib"],
+)
+def test_discontinuation_probability_rises_with_course_length(regimen):
+    from raisim import build_model
+
+    p_disc = []
+    for days in (10, 21, 42):
+        d = protocol_dict(rai=None, scans=[])
+        d["treatment"] = {"regimens": regimen, "stop_day": days}
+        p = protocol_from_dict(d)
+        course = enumerate_courses(p)[0]
+        doses = build_doses(p, course, seed=0)
+        tox = build_model(p).toxicity
+        p_disc.append(float(tox.p_discontinuation(np.asarray(doses.days_on_drug))))
+    assert 0.0 < p_disc[0] < p_disc[1] < p_disc[2] < 1.0
+
+
+def test_toxicity_stop_ends_tki_and_skips_the_rest_of_the_protocol():
+    p = load_protocol(PROTOCOLS / "erriti_21d.yaml")
+    # a certain, early event that always leads to discontinuation
+    o = {"toxicity": {"hazard_per_day_trametinib": 0.2, "discontinuation_probability": 1.0}}
+    r = simulate(p, seed=0, overrides=o)
+    tox = r.outcome.toxicity
+    assert tox["grade3_ae"] and tox["discontinued"] and 1 <= tox["ae_day"] < 21
+    assert _last_dose_day(r) == tox["ae_day"]
+    assert r.outcome.scans == [] and not r.outcome.rai["treated"]
+    assert "discontinued_for_toxicity" in r.outcome.course
+    assert len(r.outcome.recist) == len(p.followup.months)  # still followed up
+    # without the stop the same seed follows the planned course
+    base = simulate(p, seed=0).outcome
+    assert not base.toxicity["discontinued"] and base.scans[0].day == 22
+
+
+def test_toxicity_draw_is_seeded_and_matches_the_hazard():
+    from raisim import Toxicity
+
+    tox = Toxicity.from_cards(("trametinib",), {"hazard_per_day_trametinib": 0.05})
+    draws = [tox.draw_event(np.asarray([21.0]), u, 0.5) for u in np.linspace(0.001, 0.999, 999)]
+    frac = np.mean([d["grade3_ae"] for d in draws])
+    assert frac == pytest.approx(1.0 - np.exp(-0.05 * 21.0), abs=0.01)
+    assert tox.draw_event(np.asarray([21.0]), 0.3, 0.5) == tox.draw_event(np.asarray([21.0]), 0.3, 0.5)
+
+
+@pytest.mark.parametrize("name", DESIGN_TABLE)
+def test_every_published_protocol_has_a_config_that_runs(name):
+    p = load_protocol(PROTOCOLS / name)
+    out = simulate(p, seed=1).outcome
+    assert out.solver["ok"]
+    assert all(r["category"] in {"CR", "PR", "SD", "PD"} for r in out.recist)
+    assert out.scans and all(s.p_success is None or 0.0 <= s.p_success <= 1.0 for s in out.scans)
+    assert day_to_h(p.treatment.stop_day) > 0
