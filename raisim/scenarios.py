@@ -17,6 +17,10 @@ STANDARD_REGIMENS: dict[str, list[dict]] = {
     "trametinib": [{"drug": "trametinib", "dose_mg": 2, "interval_h": 24}],
     "dabrafenib": [{"drug": "dabrafenib", "dose_mg": 150, "interval_h": 12}],
     "vemurafenib": [{"drug": "vemurafenib", "dose_mg": 960, "interval_h": 12}],
+    "dabrafenib75+trametinib": [  # the ERRITI and 10-day regimen
+        {"drug": "dabrafenib", "dose_mg": 75, "interval_h": 12},
+        {"drug": "trametinib", "dose_mg": 2, "interval_h": 24},
+    ],
     "dabrafenib+trametinib": [
         {"drug": "dabrafenib", "dose_mg": 150, "interval_h": 12},
         {"drug": "trametinib", "dose_mg": 2, "interval_h": 24},

@@ -5,7 +5,7 @@ import pytest
 import yaml
 from helpers import PROTOCOLS, protocol_dict
 
-from raisim import build_doses, enumerate_courses, load_protocol, protocol_from_dict, simulate
+from raisim import STANDARD_REGIMENS, build_doses, enumerate_courses, load_protocol, protocol_from_dict, simulate
 from raisim.schedule import day_to_h
 from raisim.simulate import _draw
 
@@ -77,25 +77,7 @@ def test_meraiode_treats_everyone_on_day_35_regardless_of_the_day_28_scan():
 
 @pytest.mark.parametrize(
     "regimen",
-    [
-        {
-            "BRAF_V600E": [
-                {"drug": "trametinib", "dose_mg": 2, "interval_h": 24},
-                {"drug": "dabrafenib", "dose_mg": 75, "interval_h": 12},
-            ]
-        },
-        {
-            "BRAF_V600E": [
-                {"drug": "dabrafenib", "dose_mg": 150, "interval_h": 12},
-                {"drug": "trametinib", "dose_mg": 2, "interval_h": 24},
-            ]
-        },
-        {"BRAF_V600E": [{"drug": "trametinib", "dose_mg": 2, "interval_h": 24}]},
-        {"BRAF_V600E": [{"drug": "selumetinib", "dose_mg": 75, "interval_h": 12}]},
-        {"BRAF_V600E": [{"drug": "vemurafenib", "dose_mg": 960, "interval_h": 12}]},
-        {"BRAF_V600E": [{"drug": "dabrafenib", "dose_mg": 150, "interval_h": 12}]},
-    ],
-    ids=["erriti", "meraiode", "trametinib", "selumetinib", "vemurafenib", "dabrafenib"],
+    ["dabrafenib75+trametinib", "dabrafenib+trametinib", "trametinib", "selumetinib", "vemurafenib", "dabrafenib"],
 )
 def test_discontinuation_probability_rises_with_course_length(regimen):
     from raisim import build_model
@@ -103,7 +85,7 @@ def test_discontinuation_probability_rises_with_course_length(regimen):
     p_disc = []
     for days in (10, 21, 42):
         d = protocol_dict(rai=None, scans=[])
-        d["treatment"] = {"regimens": regimen, "stop_day": days}
+        d["treatment"] = {"regimens": {"ALL": STANDARD_REGIMENS[regimen]}, "stop_day": days}
         p = protocol_from_dict(d)
         course = enumerate_courses(p)[0]
         doses = build_doses(p, course, seed=0)
