@@ -5,7 +5,15 @@ import pytest
 import yaml
 from helpers import PROTOCOLS, protocol_dict
 
-from raisim import STANDARD_REGIMENS, build_doses, enumerate_courses, load_protocol, protocol_from_dict, simulate
+from raisim import (
+    STANDARD_REGIMENS,
+    build_doses,
+    card_values,
+    enumerate_courses,
+    load_protocol,
+    protocol_from_dict,
+    simulate,
+)
 from raisim.schedule import day_to_h
 from raisim.simulate import _draw
 
@@ -21,7 +29,8 @@ DESIGN_TABLE = [
 
 def _short(uptake_scale: float, seed: int = 0):
     p = load_protocol(PROTOCOLS / "short_10d.yaml")
-    o = {"iodine": {"lesion_uptake_l_per_h_per_g": 8.4e-5 * uptake_scale}}
+    typical = card_values("biology/iodine.yaml")["lesion_uptake_l_per_h_per_g"]
+    o = {"iodine": {"lesion_uptake_l_per_h_per_g": typical * uptake_scale}}
     return simulate(p, seed=seed, overrides=o)
 
 
@@ -48,7 +57,7 @@ def test_10_plus_10_non_responder_continues_rescans_and_is_treated_only_if_the_r
     assert not o.rai["treated"] and _last_dose_day(r) == 20
     # a late responder: find a seed whose draws fail the first scan and pass the re-scan
     p = load_protocol(PROTOCOLS / "short_10d.yaml")
-    probe = _short(0.55)
+    probe = _short(0.6)
     late_course = next(ca for ca in probe.all_courses if ("rescan", True) in ca.course.conditions)
     from raisim.outcomes import scan_readouts
 
@@ -61,7 +70,7 @@ def test_10_plus_10_non_responder_continues_rescans_and_is_treated_only_if_the_r
         if _draw(s, ["selection", "rescan"])["selection"] >= p_sel
         and _draw(s, ["selection", "rescan"])["rescan"] < p_re
     )
-    late = _short(0.55, seed=seed)
+    late = _short(0.6, seed=seed)
     assert [(s.day, s.success) for s in late.outcome.scans] == [(11, False), (21, True)]
     assert late.outcome.rai["treated"] and late.outcome.rai["day"] == 22
     assert _last_dose_day(late) == 23
