@@ -1,0 +1,401 @@
+"""The batched engine: a protocol × a cohort → one outcome row per virtual patient.
+
+The single-patient engine (:mod:`raisim.simulate`) reads a solved course with
+numpy. Here the same outcome rules are written in jax for one patient, fused
+with the ODE solve and ``vmap``-ped over the patient axis in one compiled
+call, so a chunk's time courses never leave the device: only its outcome rows
+do. ``tests/test_batch.py`` checks that a cohort without variability
+reproduces :func:`raisim.simulate` course by course.
+
+Each patient solves every course of the protocol (each cut at the patient's
+AE day if the patient discontinues), computes every course's readouts, and
+follows the first course whose conditions its drawn readouts meet — the rule
+of the single-patient engine. Solver failures are per patient: ``ok`` is
+False and every derived number of that row is NaN.
+
+The patient axis can be split over local devices (``jax.sharding``): results
+are identical to one device, patient by patient.
+
+Units: time h, activity GBq, dose Gy, diameters mm, Tg ng/mL, months of
+365.25/12 days.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jaxtyping import Array, Bool, Float
+
+from .cohort import Cohort, cohort_model
+from .dosimetry import Dosimetry
+from .iodine import Iodine
+from .model import PatientModel, solve
+from .nis import NIS
+from .pathway import Pathway
+from .pk import PK
+from .plan import NO_DAY, CellPlan, CourseSpec, Draws, Padding, ae_day_on_tki, cohort_draws, cut_schedule, plan_cell
+from .protocol import DAYS_PER_MONTH, Protocol
+from .response import Response, sphere_diameter_mm
+from .schedule import protocol_drugs
+from .toxicity import Toxicity
+
+RECIST_CODES = ("CR", "PR", "SD", "PD")
+
+
+class SolverSettings(eqx.Module):
+    """Tolerances and step budget of the batched solve (static: part of the compiled function)."""
+
+    rtol: float = eqx.field(static=True, default=1e-7)
+    atol: float = eqx.field(static=True, default=1e-10)
+    max_steps: int = eqx.field(static=True, default=100_000)
+    course: int | None = eqx.field(static=True, default=None)  # follow this course whatever the readouts
+
+
+def protocol_solver(p: Protocol, course: int | None = None) -> SolverSettings:
+    """The protocol's ``solver`` section as settings of the batched engine."""
+    return SolverSettings(p.solver.rtol, p.solver.atol, p.solver.max_steps, course)
+
+
+def typical_model(p: Protocol, max_lesions: int, overrides: dict[str, dict] | None = None) -> PatientModel:
+    """Typical-value model of the protocol's genotype and regimen with ``max_lesions`` 1-g lesion slots
+    (a 70-kg woman; :func:`raisim.cohort.cohort_model` applies each patient's covariates)."""
+    o = overrides or {}
+    drugs = protocol_drugs(p)
+    ones = [1.0] * max_lesions
+    return PatientModel(
+        pk=PK.from_cards(drugs, o.get("pk"), sex="female", weight_kg=70.0),
+        pathway=Pathway.from_cards(p.patient.genotype, drugs, o.get("pathway")),
+        nis=NIS.from_cards(ones, o.get("nis")),
+        iodine=Iodine.from_cards(ones, 70.0, o.get("iodine")),
+        dosimetry=Dosimetry.from_cards(o.get("dosimetry")),
+        response=Response.from_cards(ones, o.get("response")),
+        toxicity=Toxicity.from_cards(drugs, o.get("toxicity")),
+    )
+
+
+# ---------------------------------------------------------------------------
+# One patient, one course
+# ---------------------------------------------------------------------------
+
+
+def _background_per_g(model: PatientModel, io: dict, grid: Array, spec: CourseSpec, i: Array, c: Array) -> Array:
+    """Mean non-lesion activity concentration at grid index i, channel c, per g (outcomes.background_concentration)."""
+    s = grid[i] - spec.channel_time_h[c]
+    k = model.iodine.absorption_per_h + spec.channel_decay[c]
+    gut = jnp.where(s >= 0.0, jnp.exp(-k * jnp.maximum(s, 0.0)), 0.0)
+    rest = gut + io["ecf"][i, c] + io["slow"][i, c] + io["nis_tissue"][i, c]
+    return rest / (model.iodine.body_mass_kg * 1000.0)
+
+
+def _whole_body(model: PatientModel, io: dict, grid: Array, spec: CourseSpec, i: Array, c: Array) -> Array:
+    """Whole-body activity per MBq administered (outcomes._whole_body)."""
+    bg = _background_per_g(model, io, grid, spec, i, c) * model.iodine.body_mass_kg * 1000.0
+    return bg + jnp.sum(io["lesion"][i, c, :])
+
+
+def _scan_p_lesion(
+    readout: str, model: PatientModel, io: dict, grid: Array, spec: CourseSpec, j: int, mask, countable, s_val
+) -> Array:
+    """Per-lesion P(success) of scan position ``j`` (outcomes.scan_readouts, same formulas)."""
+    dos = model.dosimetry
+    mass = model.iodine.lesion_mass_g
+    diam = sphere_diameter_mm(mass)
+    c, i = spec.scan_tracer[j], spec.scan_img[j]
+    lesion = io["lesion"][i, c, :]
+    ratio = (lesion / mass) / _background_per_g(model, io, grid, spec, i, c)
+    if readout == "i123_tbr":
+        tbr = dos.tumour_to_background(ratio, diam)
+        liver = dos.tumour_to_liver(ratio, diam)
+        p = dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold)
+    elif readout == "i124_increase":
+        b = jnp.maximum(spec.scan_baseline[j], 0)
+        cb, ib = spec.scan_tracer[b], spec.scan_img[b]
+        now = lesion * jnp.exp(spec.channel_decay[c] * spec.scan_delay_h[j])
+        base = io["lesion"][ib, cb, :] * jnp.exp(spec.channel_decay[cb] * spec.scan_delay_h[b])
+        p = dos.p_above(now / jnp.where(mask, base, 1.0), dos.increase_threshold)
+    elif readout == "i124_dosimetry":
+        gy = io["cum_lesion"][-1, spec.scan_projection[j], :] * s_val * 1000.0
+        p = jnp.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0)
+    elif readout in ("diagnostic_wbs", "post_therapy_wbs"):
+        mbq = lesion * spec.scan_tracer_mbq[j]
+        contrast = dos.tumour_to_background(ratio, diam)
+        p = dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
+    else:
+        raise ValueError(f"unknown readout {readout!r}")
+    return jnp.where(mask, p, 0.0)
+
+
+def _activity(plan: CellPlan, model: PatientModel, io: dict, spec: CourseSpec, countable, s_val):
+    """(activity GBq, policy allows treatment, best countable projected Gy/GBq) — outcomes.choose_activity."""
+    n = plan.rai_numbers
+    ps = jnp.maximum(spec.proj_scan, 0)
+    c = spec.scan_projection[ps]
+    gy = io["cum_lesion"][-1, c, :] * s_val * 1000.0
+    best = jnp.max(jnp.where(countable, gy, 0.0))
+    if plan.policy == "fixed":
+        return n[0], jnp.asarray(True), best
+    if plan.policy == "dosimetry_max_11.1":
+        need = jnp.where(best > 0, n[1] / jnp.where(best > 0, best, 1.0), jnp.inf)
+        ok = need <= n[2]
+        return jnp.where(ok, need, 0.0), ok, best
+    if plan.policy == "dosimetry_guided":
+        blood_ml = model.iodine.blood_volume_l * 1000.0
+        blood = model.dosimetry.blood_gy_per_gbq(
+            io["cum_blood"][-1, c], io["cum_body"][-1, c], blood_ml, model.iodine.body_mass_kg
+        )
+        r48 = _whole_body(model, io, plan.grid_h, spec, spec.proj_i48, c)
+        a = jnp.minimum(jnp.minimum(n[4] / jnp.maximum(blood, 1e-12), n[5] / jnp.maximum(r48, 1e-12)), n[3])
+        return a, jnp.asarray(True), best
+    return jnp.asarray(0.0), jnp.asarray(False), best
+
+
+def _course(
+    plan: CellPlan,
+    spec: CourseSpec,
+    model: PatientModel,
+    draws: Draws,
+    mask: Bool[Array, " l"],
+    tg0: Float[Array, ""],
+    solver: SolverSettings,
+) -> dict:
+    tox = model.toxicity
+    n_ae = ae_day_on_tki(tox.hazard_per_day, spec.days_on_drug, draws.ae_u)
+    grade3 = n_ae < NO_DAY
+    disc = grade3 & (draws.stop_u < tox.discontinuation_probability)
+    ae_day = jnp.where(grade3, plan.start_day + n_ae - 1, NO_DAY)
+    last_day = jnp.where(disc, ae_day, NO_DAY)
+    sched = cut_schedule(spec, plan, model, last_day)
+    grid = plan.grid_h
+    sol = solve(model, sched, grid, rtol=solver.rtol, atol=solver.atol, max_steps=solver.max_steps)
+    io = sol.ys["iodine"]
+    mass = model.iodine.lesion_mass_g
+    s_val = model.dosimetry.s_value_gy_per_mbq_h(mass)
+    countable = mask & (sphere_diameter_mm(mass) >= model.dosimetry.min_dosimetry_diameter_mm)
+    p_scan, success = [], []
+    for j, readout in enumerate(plan.readouts):
+        done = (spec.scan_day[j] < NO_DAY) & (spec.scan_day[j] <= last_day)
+        if readout is None:
+            p_scan.append(jnp.asarray(jnp.nan))
+            success.append(jnp.asarray(False))
+            continue
+        p_l = _scan_p_lesion(readout, model, io, grid, spec, j, mask, countable, s_val)
+        p = jnp.where(done, model.dosimetry.p_any(p_l), 0.0)
+        p_scan.append(p)
+        success.append(done & (draws.scan_u[j] < p))
+    p_scan, success = jnp.stack(p_scan), jnp.stack(success)
+    activity, allowed, best_proj = _activity(plan, model, io, spec, countable, s_val)
+    treated = (spec.rai_day < NO_DAY) & (spec.rai_day <= last_day) & allowed
+    if plan.policy is None:
+        treated = jnp.asarray(False)
+    gbq = jnp.where(treated, activity, 0.0)
+    # therapy dose, BED, volumes (outcomes.lesion_course)
+    c = spec.therapy
+    cum = io["cum_lesion"][:, c, :]
+    dose_t = gbq * 1000.0 * cum * s_val[None, :]
+    total = dose_t[-1]
+    frac = jnp.where(total > 0, dose_t / jnp.where(total > 0, total, 1.0), 0.0)
+    act = io["lesion"][:, c, :]
+    peak = jnp.argmax(act, axis=0)
+    cols = jnp.arange(act.shape[1])
+    lam = act[peak, cols] / jnp.maximum(cum[-1] - cum[peak, cols], 1e-30)
+    bed = jnp.where(treated & mask, model.response.bed_gy(total, lam), 0.0)
+    total = jnp.where(treated & mask, total, 0.0)
+    viable, dead = model.response.volumes_ml(grid, mass, sol.ys["cum_erk_inhibition_h"], frac, bed)
+    viable = viable * mask
+    volume = viable + dead * mask
+    diam = sphere_diameter_mm(volume)
+    recist, change = _recist(model.response, diam, plan.i0, spec.assess)
+    pfs = _progression_months(grid, diam, spec.anchor)
+    tg = model.response.thyroglobulin_ng_ml(grid, viable, sol.ys["nis"]["organification"], tg0)
+    return {
+        "ok": sol.ok,
+        "steps": sol.num_steps,
+        "p_scan": p_scan,
+        "scan_success": success,
+        "treated": treated,
+        "activity_gbq": gbq,
+        "best_projected_gy_per_gbq": best_proj,
+        "best_lesion_gy": jnp.max(total),
+        "best_lesion_bed_gy": jnp.max(bed),
+        "recist": recist,
+        "sum_change_pct": change,
+        "pfs_months": pfs,
+        "tg_change_pct": 100.0 * (tg[spec.assess] / jnp.maximum(tg0, 1e-12) - 1.0),
+        "grade3_ae": grade3,
+        "discontinued": disc,
+        "ae_day": jnp.where(grade3, ae_day, -1),
+        "p_grade3_ae": tox.p_grade3(spec.days_on_drug),
+        "p_discontinuation": tox.p_discontinuation(spec.days_on_drug),
+        "days_on_tki": jnp.max(spec.days_on_drug),
+    }
+
+
+def _recist(response: Response, diam: Float[Array, "t l"], i0, assess):
+    """RECIST 1.1 codes (0 CR, 1 PR, 2 SD, 3 PD) and % change of the sum at each assessment (Response.recist)."""
+    cr = response.cr_diameter_mm
+    sums = jnp.sum(jnp.where(diam >= cr, diam, 0.0), axis=1)
+    base = sums[i0]
+    sa = sums[assess]
+    running = jax.lax.cummin(sa)
+    nadir = jnp.minimum(base, jnp.concatenate([jnp.asarray([base]), running[:-1]]))
+    all_cr = jnp.all(diam[assess] < cr, axis=1)
+    pd_ = (sa >= 1.2 * nadir) & (sa - nadir >= 5.0)
+    pr = sa <= 0.7 * base
+    code = jnp.where(all_cr, 0, jnp.where(pd_, 3, jnp.where(pr, 1, 2)))
+    return code, 100.0 * (sa - base) / base
+
+
+def _progression_months(grid, diam, anchor) -> Array:
+    """Months from the anchor to the first sum ≥ 20 % and ≥ 5 mm above its running nadir (NaN: none)."""
+    sums = jnp.sum(diam, axis=1)
+    j = jnp.arange(sums.shape[0])
+    after = j >= anchor
+    running = jax.lax.cummin(jnp.where(after, sums, jnp.inf))
+    nadir = jnp.concatenate([jnp.asarray([jnp.inf]), running[:-1]])
+    hit = after & (sums >= 1.2 * nadir) & (sums - nadir >= 5.0)
+    t = jnp.where(jnp.any(hit), grid[jnp.argmax(hit)], jnp.nan)
+    return (t - grid[anchor]) / 24.0 / DAYS_PER_MONTH
+
+
+def _patient(model, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
+    """Every course of one patient, then the one its drawn readouts follow (or ``solver.course``)."""
+    recs = [_course(plan, spec, model, draws, mask, tg0, solver) for spec in plan.courses]
+    match = []
+    for spec, rec in zip(plan.courses, recs, strict=True):
+        got = rec["scan_success"][spec.cond_scan]
+        match.append(jnp.all(~spec.cond_valid | (got == spec.cond_ok)))
+    match = jnp.stack(match)
+    chosen = jnp.where(jnp.any(match), jnp.argmax(match), 0)
+    if solver.course is not None:
+        chosen = jnp.asarray(solver.course)
+    out = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[chosen], *recs)
+    ok = jnp.all(jnp.stack([r["ok"] for r in recs]))
+    out["ok"] = ok
+    out["steps"] = jnp.sum(jnp.stack([r["steps"] for r in recs]))
+    out["course"] = chosen
+    out["readout_p"] = jnp.where(plan.readout_scan >= 0, out["p_scan"][jnp.maximum(plan.readout_scan, 0)], jnp.nan)
+    out["readout_success"] = (plan.readout_scan >= 0) & out["scan_success"][jnp.maximum(plan.readout_scan, 0)]
+    return jax.tree_util.tree_map(lambda x: _fail(x, ok), out)
+
+
+def _fail(x: Array, ok: Array) -> Array:
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return jnp.where(ok, x, jnp.nan)
+    return x
+
+
+@eqx.filter_jit
+def _run(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
+    return eqx.filter_vmap(_patient, in_axes=(eqx.if_array(0), None, 0, 0, 0, None))(
+        models, plan, draws, mask, tg0, solver
+    )
+
+
+def _run_sharded(models, plan, draws, mask, tg0, solver, mesh):
+    from jax.sharding import PartitionSpec as P
+
+    def body(m, d, mk, t):
+        return eqx.filter_vmap(_patient, in_axes=(eqx.if_array(0), None, 0, 0, 0, None))(m, plan, d, mk, t, solver)
+
+    fn = jax.shard_map(body, mesh=mesh, in_specs=P("patients"), out_specs=P("patients"), check_vma=False)
+    return eqx.filter_jit(fn)(models, draws, mask, tg0)
+
+
+def run_cohort(
+    p: Protocol,
+    cohort: Cohort,
+    *,
+    overrides: dict[str, dict] | None = None,
+    pad: Padding | None = None,
+    solver: SolverSettings | None = None,
+    devices: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Simulate every patient of ``cohort`` through protocol ``p`` (genotype ``p.patient.genotype``).
+
+    Args:
+        p: the protocol (its ``patient`` section gives the genotype; lesions come from the cohort).
+        cohort: the virtual patients.
+        overrides: parameter-card values per block (as :func:`raisim.simulate`), e.g. a posterior draw.
+        pad: shapes shared with other cells (default: this protocol's own).
+        solver: tolerances (default: the protocol's ``solver`` section).
+        devices: split the patient axis over this many local devices (default: all; the
+            cohort size must be a multiple).
+
+    Returns a dict of numpy arrays with a leading patient axis (see :func:`outcome_frame`).
+    """
+    solver = solver or protocol_solver(p)
+    plan = plan_cell(p, pad)
+    models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
+    draws = cohort_draws(p, cohort, len(plan.readouts))
+    mask = jnp.asarray(cohort.lesion_mask)
+    tg0 = jnp.asarray(cohort.baseline_tg_ng_ml)
+    n_dev = devices if devices is not None else len(jax.local_devices())
+    if n_dev > 1 and len(cohort) % n_dev == 0:
+        mesh = jax.make_mesh((n_dev,), ("patients",), devices=jax.local_devices()[:n_dev])
+        out = _run_sharded(models, plan, draws, mask, tg0, solver, mesh)
+    else:
+        out = _run(models, plan, draws, mask, tg0, solver)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def outcome_frame(out: dict[str, np.ndarray], months: list[float], scan_names: list[str]) -> pd.DataFrame:
+    """One row per patient: flat, typed columns (RECIST as categories CR/PR/SD/PD)."""
+    cols: dict[str, np.ndarray] = {}
+    for k, v in out.items():
+        if k in ("recist", "sum_change_pct", "tg_change_pct"):
+            for a, m in enumerate(months):
+                name = f"{k}_{m:g}m"
+                if k == "recist":
+                    ok = out["ok"]
+                    cols[name] = pd.Categorical(
+                        np.where(ok, np.asarray(RECIST_CODES)[np.clip(v[:, a], 0, 3)], None), categories=RECIST_CODES
+                    )
+                else:
+                    cols[name] = v[:, a]
+        elif k in ("p_scan", "scan_success"):
+            for j, s in enumerate(scan_names):
+                cols[f"{'p' if k == 'p_scan' else 'success'}_{s}"] = v[:, j]
+        else:
+            cols[k] = v
+    frame = pd.DataFrame(cols)
+    frame["progressed_12m"] = np.where(frame["ok"], (frame["pfs_months"] <= 12.0 + 1e-9), np.nan)
+    return frame
+
+
+def scan_names(p: Protocol) -> list[str]:
+    """Scan names in the engine's scan positions (the protocol's longest course)."""
+    from .schedule import enumerate_courses
+
+    return [s.name for s in max(enumerate_courses(p), key=lambda c: len(c.scans)).scans]
+
+
+def simulate_cohort(
+    p: Protocol,
+    cohort: Cohort,
+    *,
+    overrides: dict[str, dict] | None = None,
+    solver: SolverSettings | None = None,
+) -> pd.DataFrame:
+    """Outcome table of ``cohort`` through ``p``: covariates, readouts, RAI, doses, RECIST, PFS, Tg, AEs."""
+    out = run_cohort(p, cohort, overrides=overrides, solver=solver)
+    frame = outcome_frame(out, list(p.followup.months), scan_names(p))
+    cov = pd.DataFrame(cohort.covariates())
+    return pd.concat([cov, frame], axis=1)
+
+
+def solver_failures(frame: pd.DataFrame) -> int:
+    """Patients whose solve failed (flagged rows)."""
+    return int((~frame["ok"].astype(bool)).sum())
+
+
+__all__ = [
+    "RECIST_CODES",
+    "SolverSettings",
+    "outcome_frame",
+    "run_cohort",
+    "simulate_cohort",
+    "typical_model",
+]

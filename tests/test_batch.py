@@ -1,0 +1,113 @@
+"""The batched engine reproduces the single-patient engine, course by course; failures are per patient."""
+
+import math
+
+import numpy as np
+import pytest
+from helpers import PROTOCOLS, protocol_dict
+
+import raisim
+from raisim.batch import SolverSettings, protocol_solver, simulate_cohort
+from raisim.cohort import cohort_from_patient
+from raisim.outcomes import scan_readouts
+from raisim.schedule import protocol_drugs
+from raisim.simulate import _outcome
+
+
+def _no_toxicity(p):
+    return {"toxicity": {f"hazard_per_day_{d}": 0.0 for d in protocol_drugs(p)}}
+
+
+def _single_course(p, overrides, k):
+    """The single-patient engine's outcome of course k (no draws involved)."""
+    res = raisim.simulate(p, seed=0, overrides=overrides)
+    ca = res.all_courses[k]
+    readouts = scan_readouts(p, res.model, ca)
+    outcome, _ = _outcome(p, res.model, ca, readouts, 0, res.all_courses)
+    return outcome, readouts
+
+
+@pytest.mark.parametrize(
+    ("name", "course"),
+    [("meraiode_42d.yaml", 0), ("erriti_21d.yaml", 0), ("erriti_21d.yaml", 1), ("selumetinib_4wk.yaml", 0)],
+)
+def test_batch_equals_single_patient_engine_course_by_course(name, course):
+    p = raisim.load_protocol(PROTOCOLS / name)
+    ov = _no_toxicity(p)
+    frame = simulate_cohort(p, cohort_from_patient(p, 2), overrides=ov, solver=protocol_solver(p, course=course))
+    row = frame.iloc[0]
+    single, readouts = _single_course(p, ov, course)
+    assert bool(row["ok"])
+    for name_, r in readouts.items():
+        if r.p_success is not None:
+            assert row[f"p_{name_}"] == pytest.approx(r.p_success, rel=1e-5, abs=1e-8), name_
+    assert bool(row["treated"]) == bool(single.rai["treated"])
+    assert row["activity_gbq"] == pytest.approx(single.rai["activity_gbq"] if single.rai["treated"] else 0.0, rel=1e-6)
+    assert row["best_lesion_gy"] == pytest.approx(max(les.absorbed_dose_gy for les in single.lesions), rel=1e-6)
+    assert row["best_lesion_bed_gy"] == pytest.approx(max(les.bed_gy for les in single.lesions), rel=1e-6)
+    for r in single.recist:
+        assert row[f"recist_{r['month']:g}m"] == r["category"]
+        assert row[f"sum_change_pct_{r['month']:g}m"] == pytest.approx(r["change_from_baseline_pct"], abs=1e-4)
+    for t in single.tg["at_followup"]:
+        assert row[f"tg_change_pct_{t['month']:g}m"] == pytest.approx(t["change_pct"], abs=1e-4)
+    if single.progression_free_months is None:
+        assert math.isnan(row["pfs_months"])
+    else:
+        assert row["pfs_months"] == pytest.approx(single.progression_free_months, abs=1e-9)
+
+
+def test_discontinuation_cuts_the_course_like_the_single_patient_engine():
+    # a hazard so high that every patient has an AE on day 1, and always stops
+    p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
+    ov = {
+        "toxicity": {
+            **{f"hazard_per_day_{d}": 5.0 for d in protocol_drugs(p)},
+            "discontinuation_probability": 1.0,
+        }
+    }
+    frame = simulate_cohort(p, cohort_from_patient(p, 2), overrides=ov)
+    single = raisim.simulate(p, seed=0, overrides=ov).outcome
+    assert single.toxicity["discontinued"] and single.toxicity["ae_day"] == 1
+    assert frame["discontinued"].all() and (frame["ae_day"] == 1).all()
+    assert not frame["treated"].any() and not single.rai["treated"]
+    assert (frame["p_selection"] == 0).all()  # the scan after the stop never happens
+    for r in single.recist:
+        assert frame[f"sum_change_pct_{r['month']:g}m"].iloc[0] == pytest.approx(r["change_from_baseline_pct"], abs=1e-4)
+
+
+def test_followed_course_agrees_with_the_drawn_readout():
+    p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
+    frame = simulate_cohort(p, cohort_from_patient(p, 32))
+    # course 0 = selection succeeds (RAI); course 1 = it fails (no RAI)
+    assert ((frame["course"] == 0) == frame["success_selection"]).all()
+    assert (frame["treated"] == (frame["course"] == 0) & ~frame["discontinued"]).all()
+    assert 0 < frame["success_selection"].mean() < 1  # the typical patient's p is ~0.88: both courses occur
+
+
+def test_solver_failure_is_flagged_per_patient_not_silent_nan():
+    p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
+    frame = simulate_cohort(p, cohort_from_patient(p, 2), solver=SolverSettings(1e-7, 1e-10, 100))
+    assert not frame["ok"].any()
+    assert frame["activity_gbq"].isna().all() and frame["best_lesion_gy"].isna().all()
+    assert frame["recist_12m"].isna().all()
+
+
+def test_a_branching_protocol_runs_all_its_courses():
+    p = raisim.load_protocol(PROTOCOLS / "short_10d.yaml")
+    frame = simulate_cohort(p, cohort_from_patient(p, 8))
+    assert frame["ok"].all()
+    assert set(frame["course"]) <= {0, 1, 2}
+    # courses: 0 selection succeeds; 1 it fails and the day-21 re-scan succeeds; 2 both fail
+    assert (frame["success_selection"] == (frame["course"] == 0)).all()
+    assert frame.loc[frame["course"] == 1, "success_rescan"].all()
+    assert not frame.loc[frame["course"] == 2, "success_rescan"].any()
+    assert (frame.loc[frame["course"] == 0, "p_rescan"] == 0).all()  # course 0 has no re-scan
+    assert np.isfinite(frame["readout_p"]).all()
+
+
+def test_protocol_dict_helper_is_still_valid():
+    # the shared helper protocol runs through the batched engine too (fixed activity)
+    p = raisim.protocol_from_dict(protocol_dict())
+    frame = simulate_cohort(p, cohort_from_patient(p, 2), overrides=_no_toxicity(p))
+    assert frame["treated"].sum() + (~frame["treated"]).sum() == 2
+    assert (frame.loc[frame["treated"], "activity_gbq"] == 5.55).all()
