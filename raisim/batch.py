@@ -13,8 +13,9 @@ follows the first course whose conditions its drawn readouts meet — the rule
 of the single-patient engine. Solver failures are per patient: ``ok`` is
 False and every derived number of that row is NaN.
 
-The patient axis can be split over local devices (``jax.sharding``): results
-are identical to one device, patient by patient.
+The patient axis can be split over local devices (one share per device, each
+placed with a ``jax.sharding.SingleDeviceSharding``): results are identical to
+one device, patient by patient.
 
 Units: time h, activity GBq, dose Gy, diameters mm, Tg ng/mL, months of
 365.25/12 days.
@@ -52,6 +53,7 @@ class SolverSettings(eqx.Module):
     atol: float = eqx.field(static=True, default=1e-10)
     max_steps: int = eqx.field(static=True, default=100_000)
     course: int | None = eqx.field(static=True, default=None)  # follow this course whatever the readouts
+    micro_batch: int = eqx.field(static=True, default=16)  # patients solved in lockstep (one vmapped kernel)
 
 
 def protocol_solver(p: Protocol, course: int | None = None) -> SolverSettings:
@@ -287,21 +289,47 @@ def _fail(x: Array, ok: Array) -> Array:
     return x
 
 
+def _patients(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
+    """Patients in micro-batches of ``solver.micro_batch`` (a multiple of it), one vmapped kernel each.
+
+    The kernel's shape never depends on the chunk size or the device count, so a
+    patient's numbers are bit-identical however the cohort is cut or sharded.
+    """
+    dyn, static = eqx.partition(models, eqx.is_array)
+
+    def one_patient(args):  # lax.map vmaps it over each micro-batch
+        dm, d, mk, t = args
+        return _patient(eqx.combine(dm, static), plan, d, mk, t, solver)
+
+    return jax.lax.map(one_patient, (dyn, draws, mask, tg0), batch_size=solver.micro_batch)
+
+
 @eqx.filter_jit
 def _run(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
-    return eqx.filter_vmap(_patient, in_axes=(eqx.if_array(0), None, 0, 0, 0, None))(
-        models, plan, draws, mask, tg0, solver
-    )
+    return _patients(models, plan, draws, mask, tg0, solver)
 
 
-def _run_sharded(models, plan, draws, mask, tg0, solver, mesh):
-    from jax.sharding import PartitionSpec as P
+def _run_on_devices(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings, devices) -> dict:
+    """The patient axis split into one contiguous share per device, each share running the same
+    compiled kernel on its device (dispatched asynchronously, so the devices work in parallel).
 
-    def body(m, d, mk, t):
-        return eqx.filter_vmap(_patient, in_axes=(eqx.if_array(0), None, 0, 0, 0, None))(m, plan, d, mk, t, solver)
+    Data parallel with no communication: a patient's numbers are bit-identical to a
+    one-device run. (``shard_map``/GSPMD compile a different program whose rounding
+    differs at ~1e-9 relative and changes step counts, so they are not used.)
+    """
+    n = mask.shape[0]
+    size = n // len(devices)
+    pending = []
+    for i, dev in enumerate(devices):
+        where = jax.sharding.SingleDeviceSharding(dev)
 
-    fn = jax.shard_map(body, mesh=mesh, in_specs=P("patients"), out_specs=P("patients"), check_vma=False)
-    return eqx.filter_jit(fn)(models, draws, mask, tg0)
+        def share(x, i=i, where=where):
+            return jax.device_put(x[i * size : (i + 1) * size], where) if eqx.is_array(x) else x
+
+        parts = [jax.tree_util.tree_map(share, a) for a in (models, draws, mask, tg0)]
+        plan_d = jax.tree_util.tree_map(lambda x, w=where: jax.device_put(x, w) if eqx.is_array(x) else x, plan)
+        pending.append(_run(parts[0], plan_d, parts[1], parts[2], parts[3], solver))
+    return {k: np.concatenate([np.asarray(o[k]) for o in pending]) for k in pending[0]}
 
 
 def run_cohort(
@@ -321,24 +349,27 @@ def run_cohort(
         overrides: parameter-card values per block (as :func:`raisim.simulate`), e.g. a posterior draw.
         pad: shapes shared with other cells (default: this protocol's own).
         solver: tolerances (default: the protocol's ``solver`` section).
-        devices: split the patient axis over this many local devices (default: all; the
-            cohort size must be a multiple).
+        devices: split the patient axis over this many local devices (default: all local
+            devices; the cohort is padded to a multiple and the padding dropped).
 
     Returns a dict of numpy arrays with a leading patient axis (see :func:`outcome_frame`).
     """
     solver = solver or protocol_solver(p)
     plan = plan_cell(p, pad)
+    n = len(cohort)
+    n_dev = devices if devices is not None else len(jax.local_devices())
+    extra = (-n) % (n_dev * solver.micro_batch)  # pad with copies of the last patient: whole micro-batches
+    if extra:
+        cohort = cohort.take(np.concatenate([np.arange(n), np.full(extra, n - 1)]))
     models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
     draws = cohort_draws(p, cohort, len(plan.readouts))
     mask = jnp.asarray(cohort.lesion_mask)
     tg0 = jnp.asarray(cohort.baseline_tg_ng_ml)
-    n_dev = devices if devices is not None else len(jax.local_devices())
-    if n_dev > 1 and len(cohort) % n_dev == 0:
-        mesh = jax.make_mesh((n_dev,), ("patients",), devices=jax.local_devices()[:n_dev])
-        out = _run_sharded(models, plan, draws, mask, tg0, solver, mesh)
+    if n_dev > 1:
+        out = _run_on_devices(models, plan, draws, mask, tg0, solver, jax.local_devices()[:n_dev])
     else:
         out = _run(models, plan, draws, mask, tg0, solver)
-    return {k: np.asarray(v) for k, v in out.items()}
+    return {k: np.asarray(v)[:n] for k, v in out.items()}
 
 
 def outcome_frame(out: dict[str, np.ndarray], months: list[float], scan_names: list[str]) -> pd.DataFrame:

@@ -124,11 +124,21 @@ def _decay(isotope_channel: Channel) -> float:
     return isotope_decay_per_h(isotope_channel.isotope)
 
 
+def lesion_diameters_mm(model: PatientModel) -> np.ndarray:
+    """Baseline diameter of each lesion, mm (sphere of the lesion mass)."""
+    return np.asarray(sphere_diameter_mm(jnp.asarray(model.iodine.lesion_mass_g)))
+
+
+def countable_for_dosimetry(model: PatientModel) -> np.ndarray:
+    """Which lesions count for dosimetry criteria (diameter ≥ the card's minimum, 5 mm)."""
+    return lesion_diameters_mm(model) >= model.dosimetry.min_dosimetry_diameter_mm
+
+
 def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[str, ScanReadout]:
     """P(success) of every scan of a course (no draws)."""
     dos = model.dosimetry
     mass = np.asarray(model.iodine.lesion_mass_g)
-    diam = np.asarray(sphere_diameter_mm(jnp.asarray(mass)))
+    diam = lesion_diameters_mm(model)
     io = ca.ys["iodine"]
     out = {}
     for s in ca.course.scans:
@@ -155,8 +165,7 @@ def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[st
             metric, name = ratio, "uptake_fold_over_baseline"
         elif s.readout == "i124_dosimetry":
             gy = projected_gy_per_gbq(model, ca, s.name)
-            countable = diam >= dos.min_dosimetry_diameter_mm
-            p_l = np.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0)
+            p_l = np.where(countable_for_dosimetry(model), dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0)
             metric, name = gy, "projected_gy_per_gbq"
         elif s.readout in ("diagnostic_wbs", "post_therapy_wbs"):
             mbq, p_l = wbs_visibility(model, ca, i, c, s.tracer_mbq)
@@ -190,7 +199,7 @@ def wbs_visibility(
     mbq = lesion * administered_mbq
     mass = np.asarray(model.iodine.lesion_mass_g)
     ratio = (lesion / mass) / background_concentration(model, ca, i, c)
-    contrast = np.asarray(dos.tumour_to_background(ratio, np.asarray(sphere_diameter_mm(jnp.asarray(mass)))))
+    contrast = np.asarray(dos.tumour_to_background(ratio, lesion_diameters_mm(model)))
     return mbq, np.asarray(dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast))
 
 
@@ -310,9 +319,7 @@ def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
         )
         r48 = _whole_body(model, ca, ca.index(ca.channels[c].time_h + 48.0), c)
         gy = projected_gy_per_gbq(model, ca, scan)
-        mass = np.asarray(model.iodine.lesion_mass_g)
-        countable = np.asarray(sphere_diameter_mm(jnp.asarray(mass))) >= model.dosimetry.min_dosimetry_diameter_mm
-        best = float(np.max(np.where(countable, gy, 0.0)))
+        best = float(np.max(np.where(countable_for_dosimetry(model), gy, 0.0)))
         info.update(
             projection_scan=scan,
             projected_blood_gy_per_gbq=blood_gy,

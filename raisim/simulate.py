@@ -211,10 +211,7 @@ def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = Non
     ca = solved[chosen]
     readouts = readouts_by_course[chosen]
     if not all(c.ok for c in solved):
-        outcome = _failed_outcome(p, seed, solved)
-        lc = lesion_course(p, model, ca, 0.0)
-        tc = timecourse_frame(p, model, ca, lc, 0.0)
-        return SimulationResult(outcome, tc, ca, solved, model)
+        return _failed_result(p, model, ca, seed, solved)
     planned_days = ca.doses.days_on_drug
     event = model.toxicity.draw_event(planned_days, *_toxicity_draw(seed))
     if event["discontinued"]:
@@ -226,9 +223,7 @@ def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = Non
         solved.append(ca)
         readouts = scan_readouts(p, model, ca)
         if not ca.ok:
-            outcome = _failed_outcome(p, seed, solved)
-            lc = lesion_course(p, model, ca, 0.0)
-            return SimulationResult(outcome, timecourse_frame(p, model, ca, lc, 0.0), ca, solved, model)
+            return _failed_result(p, model, ca, seed, solved)
     for name, r in readouts.items():
         if r.p_success is not None:
             r.success = bool(draws[name] < r.p_success)
@@ -253,6 +248,12 @@ def _solver_status(p: Protocol, solved: list[CourseArrays], followed: CourseArra
         "atol": p.solver.atol,
         "max_steps": p.solver.max_steps,
     }
+
+
+def _failed_result(p: Protocol, model: PatientModel, ca: CourseArrays, seed: int, solved) -> SimulationResult:
+    """The result of a patient with a failed solve: the failure record and the raw time course, no RAI."""
+    lc = lesion_course(p, model, ca, 0.0)
+    return SimulationResult(_failed_outcome(p, seed, solved), timecourse_frame(p, model, ca, lc, 0.0), ca, solved, model)
 
 
 def _failed_outcome(p: Protocol, seed: int, solved: list[CourseArrays]) -> PatientOutcome:

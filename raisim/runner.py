@@ -1,0 +1,237 @@
+"""Running a sweep: work units → Parquet chunks, a manifest, resume, progress.
+
+``run_sweep`` validates everything before it touches the output directory,
+writes ``manifest.json`` first, then each work unit (cell × draw × block of
+patients) as ``chunks/<unit>.parquet`` through a temporary file and an atomic
+rename — an interrupted run leaves only complete chunks. ``resume=True``
+checks that the directory was made by the same config, cards and seed, and
+skips the chunks that exist. With several processes (``jax.distributed``),
+process ``i`` of ``k`` takes every k-th unit and writes its own chunks into
+the same directory.
+
+Throughput is reported in patient-protocols per second: one virtual patient
+through one grid cell (all of that cell's courses), for one parameter draw.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+from .batch import SolverSettings, outcome_frame, run_cohort, scan_names
+from .cohort import sample_cohort
+from .errors import InputError
+from .params import all_cards
+from .plan import cell_shapes, merge_padding
+from .store import atomic_write_bytes, config_hash, manifest, write_json
+from .sweep import Sweep, Unit, block_patients, work_units
+from .uncertainty import DEFAULT_PRIOR_PARAMETERS, draws_as_overrides, prior_draws, typical_draws
+
+CHUNK_DIR = "chunks"
+
+
+@dataclass
+class RunReport:
+    units_total: int
+    units_done_now: int
+    units_skipped: int
+    patient_protocols: int
+    wall_s: float
+    failures: int
+
+    @property
+    def rate(self) -> float:
+        return self.patient_protocols / self.wall_s if self.wall_s > 0 else float("nan")
+
+
+def models_hash() -> str:
+    """Hash of every parameter card (a resumed run must use the same model)."""
+    return config_hash({k: v.model_dump(mode="json") for k, v in all_cards().items()})
+
+
+def sweep_identity(sweep: Sweep) -> dict:
+    """What a resumed run must share with the run that made the directory."""
+    cfg = sweep.config.model_dump(mode="json")
+    cells = [c.protocol.model_dump(mode="json") for c in sweep.cells]
+    return {"config_sha256": config_hash({"config": cfg, "cells": cells}), "models_sha256": models_hash()}
+
+
+def parameter_draws(sweep: Sweep) -> pd.DataFrame:
+    """The draws table of a sweep (one row per draw, columns card:parameter)."""
+    par = sweep.config.parameters
+    if par.source == "typical":
+        return typical_draws()
+    if par.source == "prior":
+        return prior_draws(list(par.vary or DEFAULT_PRIOR_PARAMETERS), par.draws, sweep.config.seed)
+    path = (sweep.path.parent / par.posterior).resolve()
+    try:
+        table = pd.read_csv(path)
+    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(sweep.path, "parameters.posterior", f"a readable draws CSV ({type(exc).__name__})") from None
+    if len(table) < par.draws:
+        raise InputError(sweep.path, "parameters.draws", f"at most the {len(table)} rows of {path.name}")
+    return table.iloc[np.linspace(0, len(table) - 1, par.draws).round().astype(int)].reset_index(drop=True)
+
+
+def prepare_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -> Path:
+    """Check the output directory against the sweep; nothing is written here when it is refused."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise InputError(p, "--out", "a directory path (a file of that name exists)")
+    ident = sweep_identity(sweep)
+    if resume:
+        m = p / "manifest.json"
+        if not m.exists():
+            raise InputError(p, "--resume", "a run directory with a manifest.json (start without --resume)")
+        try:
+            old = json.loads(m.read_text())
+        except json.JSONDecodeError:
+            raise InputError(m, "<file>", "a readable manifest.json") from None
+        for key in ("config_sha256", "models_sha256"):
+            if old.get(key) != ident[key]:
+                what = "config (grid, cohort, seed, protocol)" if key == "config_sha256" else "parameter cards"
+                raise InputError(p, "--resume", f"a directory made by the same {what}; it was made by another")
+        return p
+    if p.exists() and any(p.iterdir()):
+        if not force:
+            raise InputError(p, "--out", "an empty or new directory; pass --resume to continue or --force to replace")
+        for name in (CHUNK_DIR, "manifest.json", "summary.csv", "duration_response.png"):
+            q = p / name
+            shutil.rmtree(q) if q.is_dir() else q.unlink(missing_ok=True)
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    """A frame as Parquet, written atomically."""
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _complete(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        import pyarrow.parquet as pq
+
+        pq.ParquetFile(path)
+        return True
+    except Exception:  # noqa: BLE001 - a damaged file is recomputed
+        return False
+
+
+def run_sweep(
+    sweep: Sweep,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    devices: int | None = None,
+    progress: bool = True,
+    config_path: str | Path | None = None,
+) -> RunReport:
+    """Run every missing work unit of ``sweep`` into ``out`` (see the module docstring)."""
+    draws = parameter_draws(sweep)
+    overrides = draws_as_overrides(draws)
+    out = prepare_run_dir(out, sweep, resume=resume, force=force)
+    chunks = out / CHUNK_DIR
+    chunks.mkdir(exist_ok=True)
+    cfg = sweep.config
+    units = work_units(sweep, len(draws))
+    proc, n_proc = jax.process_index(), jax.process_count()
+    mine = [u for i, u in enumerate(units) if i % n_proc == proc]
+    ident = sweep_identity(sweep)
+    if not resume or not (out / "manifest.json").exists():
+        write_json(
+            out / "manifest.json",
+            manifest(
+                "sweep",
+                sweep.raw,
+                cfg.seed,
+                config_path,
+                **ident,
+                cells=[{**c.labels(), "protocol": c.protocol.name} for c in sweep.cells],
+                draws=draws.to_dict("records"),
+                units=len(units),
+                patients=cfg.cohort.patients,
+                chunk=cfg.cohort.chunk,
+                processes=n_proc,
+                devices=[str(d) for d in jax.local_devices()],
+            ),
+        )
+    todo = [u for u in mine if not _complete(chunks / f"{u.name}.parquet")]
+    pad = merge_padding([cell_shapes(c.protocol) for c in sweep.cells])
+    solver = SolverSettings(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_steps)
+    cells = {c.index: c for c in sweep.cells}
+    total = sum(len(block_patients(sweep, u.block)) for u in todo)
+    bar = _progress(total, progress)
+    t0 = time.perf_counter()
+    done_pp, failures = 0, 0
+    cohorts: dict[int, object] = {}
+    for u in todo:
+        cell = cells[u.cell]
+        if u.block not in cohorts:
+            cohorts = {u.block: sample_cohort(block_patients(sweep, u.block), cfg.seed, max_lesions=cfg.cohort.max_lesions)}
+        cohort = cohorts[u.block]
+        res = run_cohort(cell.protocol, cohort, overrides=overrides[u.draw], pad=pad, solver=solver, devices=devices)
+        frame = outcome_frame(res, list(cell.protocol.followup.months), scan_names(cell.protocol))
+        labels = pd.DataFrame({**cell.labels(), "draw": u.draw}, index=frame.index)
+        cov = pd.DataFrame(cohort.covariates(), index=frame.index)
+        write_parquet(chunks / f"{u.name}.parquet", pd.concat([labels, cov, frame], axis=1))
+        n = len(frame)
+        failures += int((~frame["ok"].astype(bool)).sum())
+        done_pp += n
+        bar.update(n)
+    bar.close()
+    wall = time.perf_counter() - t0
+    if n_proc > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("raisim sweep chunks written")
+    return RunReport(len(units), len(todo), len(mine) - len(todo), done_pp, wall, failures)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit=" patient-protocols",
+        unit_scale=True,
+        disable=not enabled,
+        file=sys.stderr,
+        mininterval=1.0,
+        smoothing=0.1,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]",
+    )
+
+
+def read_chunks(out: str | Path, cells: list[int] | None = None) -> pd.DataFrame:
+    """Rows of the run's chunks (optionally only some cells), in unit order."""
+    files = sorted((Path(out) / CHUNK_DIR).glob("*.parquet"))
+    if cells is not None:
+        keep = {f"cell{c:04d}_" for c in cells}
+        files = [f for f in files if f.name[:9] in keep]
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def remove_stale_temporaries(out: str | Path) -> int:
+    """Delete temporary files left by a killed run (never complete chunks)."""
+    n = 0
+    for f in (Path(out) / CHUNK_DIR).glob(".*.tmp"):
+        os.unlink(f)
+        n += 1
+    return n

@@ -1,0 +1,127 @@
+"""Parameter uncertainty: draws of the population parameters, as per-block overrides.
+
+A *draw* is one set of population (typical) parameter values. Sweeps repeat
+every grid cell for each draw with the same virtual patients, so the spread
+over draws is the credible band of a cell's outcome. Draws come from
+
+- ``typical``: one draw, the cards' typical values;
+- ``prior``: the cards' priors for the named parameters (``card:name``),
+  independent, truncated to the prior's bounds; the same seed gives the same
+  draws;
+- a posterior table (columns ``card:name``, one row per draw) once
+  calibration has written one.
+
+Each draw is returned as the ``overrides`` mapping that the model builders take
+(:func:`raisim.simulate.build_model`, :func:`raisim.batch.typical_model`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .params import load_card
+from .vocab import TARGET_IC50_KEYS
+
+#: Parameters varied by ``source: prior`` when a sweep names none: the quantities the
+#: reference calls most uncertain (genotype propensity, escape, ERK → NIS, uptake, radiosensitivity).
+DEFAULT_PRIOR_PARAMETERS: tuple[str, ...] = (
+    "biology/nis.yaml:erk_half_max",
+    "biology/nis.yaml:hill",
+    "biology/pathway.yaml:adaptive_gain",
+    "biology/pathway.yaml:adaptive_t_half_h",
+    "biology/iodine.yaml:lesion_uptake_l_per_h_per_g",
+    "biology/iodine.yaml:lesion_retention_t_half_h",
+    "biology/response.yaml:alpha_per_gy",
+    "drugs/trametinib.yaml:ic50_mek_nM",
+)
+
+#: Blocks whose cards a draw may override, by card folder/name.
+_BLOCK_OF_CARD = {
+    "biology/pathway.yaml": "pathway",
+    "biology/nis.yaml": "nis",
+    "biology/iodine.yaml": "iodine",
+    "biology/dosimetry.yaml": "dosimetry",
+    "biology/response.yaml": "response",
+    "biology/toxicity.yaml": "toxicity",
+}
+
+
+def check_parameter(name: str, source: str = "<input>", field: str = "parameters.vary") -> tuple[str, str]:
+    """Split ``card:name`` and check the card and the parameter exist (InputError otherwise)."""
+    card, sep, key = name.partition(":")
+    if not sep or not card.endswith(".yaml"):
+        raise InputError(source, field, "entries like biology/nis.yaml:erk_half_max (card:parameter)", got=name)
+    if card not in _BLOCK_OF_CARD and not card.startswith("drugs/"):
+        raise InputError(source, field, f"a card in {sorted(_BLOCK_OF_CARD)} or drugs/<drug>.yaml", got=name)
+    params = load_card(card).parameters
+    if key not in params:
+        raise InputError(source, field, f"a parameter of {card}: {', '.join(sorted(params))}", got=name)
+    return card, key
+
+
+def overrides_from_values(values: dict[str, float]) -> dict[str, dict]:
+    """``{"card:name": value}`` → the per-block overrides of the model builders.
+
+    Drug IC50s go to the pathway block as ``"<key>:<drug>"``; other drug values to
+    ``pk`` as ``{drug: {key: value}}``; biology cards to their block.
+    """
+    out: dict[str, dict] = {}
+    ic50_keys = set(TARGET_IC50_KEYS.values())
+    for name, value in values.items():
+        card, _, key = name.partition(":")
+        if card.startswith("drugs/"):
+            drug = card.removeprefix("drugs/").removesuffix(".yaml")
+            if key in ic50_keys:
+                out.setdefault("pathway", {})[f"{key}:{drug}"] = float(value)
+            else:
+                out.setdefault("pk", {}).setdefault(drug, {})[key] = float(value)
+        else:
+            out.setdefault(_BLOCK_OF_CARD[card], {})[key] = float(value)
+    return out
+
+
+def _sample_prior(prior, rng: np.random.Generator, typical: float) -> float:
+    kind = prior.dist
+    for _ in range(1000):
+        if kind == "lognormal":
+            x = prior.median * math.exp(math.log(prior.gsd) * rng.standard_normal())
+        elif kind == "normal":
+            x = prior.mean + prior.sd * rng.standard_normal()
+        elif kind == "beta":
+            x = rng.beta(prior.a, prior.b)
+        elif kind == "uniform":
+            x = rng.uniform(prior.low, prior.high)
+        else:  # fixed
+            return typical
+        lo, hi = getattr(prior, "lower", None), getattr(prior, "upper", None)
+        if (lo is None or x >= lo) and (hi is None or x <= hi):
+            return float(x)
+    raise ValueError("could not draw inside the prior's bounds")
+
+
+def prior_draws(names: list[str], n: int, seed: int) -> pd.DataFrame:
+    """``n`` independent draws of the named parameters from their card priors (columns ``card:name``)."""
+    rng = np.random.default_rng([seed, 7])
+    rows = []
+    for _ in range(n):
+        row = {}
+        for name in names:
+            card, key = check_parameter(name)
+            entry = load_card(card).parameters[key]
+            row[name] = _sample_prior(entry.prior, rng, entry.value)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(names))
+
+
+def typical_draws() -> pd.DataFrame:
+    """One draw with no overrides: the cards' typical values."""
+    return pd.DataFrame([{}])
+
+
+def draws_as_overrides(table: pd.DataFrame) -> list[dict[str, dict]]:
+    """One overrides mapping per row of a draws table (empty row = typical values)."""
+    return [overrides_from_values({k: v for k, v in row.items() if pd.notna(v)}) for row in table.to_dict("records")]
