@@ -1,4 +1,4 @@
-"""Command line: ``raisim simulate | schema | trials | version``.
+"""Command line: ``raisim simulate | sweep | schema | trials | version``.
 
 Exit codes: 0 success (per-patient solver failures are flagged in the output
 and counted on stderr), 2 bad input (one line naming the file, the field and
@@ -35,6 +35,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         default=0,
         help="also write pk_report.csv/png: each drug's concentration, typical and 5-95 %% band of N patients",
+    )
+
+    w = sub.add_parser("sweep", help="run a protocol grid over a virtual cohort (chunks, summary, figure)")
+    w.add_argument("config", help="sweep YAML (configs/sweeps/*.yaml)")
+    w.add_argument("--out", required=True, help="run directory")
+    w.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same config)")
+    w.add_argument("--force", action="store_true", help="replace the results of an earlier run in --out")
+    w.add_argument("--seed", type=int, default=None, help="cohort and draw seed (default: the config's seed)")
+    w.add_argument("--patients", type=int, default=None, help="virtual patients per cell (default: the config's)")
+    w.add_argument("--devices", type=int, default=None, help="local devices to split patients over (default: all)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: call jax.distributed.initialize() (one process per host)",
     )
 
     sc = sub.add_parser("schema", help="print the JSON schema of protocol files")
@@ -139,6 +154,98 @@ def _print_summary(o: dict) -> None:
     print("\n".join(lines))
 
 
+def cmd_sweep(args) -> int:
+    if args.distributed:
+        import jax
+
+        jax.distributed.initialize()
+    import jax
+    import matplotlib.pyplot as plt
+
+    from .plots import duration_response_figure
+    from .runner import check_run_dir, parameter_draws, run_sweep
+    from .store import atomic_savefig
+    from .summary import dose_response_table, reference_label, summarise
+    from .sweep import load_sweep
+
+    sweep = load_sweep(args.config, seed=args.seed, patients=args.patients)  # validate before touching --out
+    if args.devices is not None and not 1 <= args.devices <= len(jax.local_devices()):
+        raise InputError(
+            "<command line>", "--devices", f"1 to {len(jax.local_devices())} (local devices)", got=args.devices
+        )
+    check_run_dir(args.out, sweep, resume=args.resume, force=args.force)
+    cfg = sweep.config
+    n_draws = len(parameter_draws(sweep))
+    print(
+        f"raisim sweep: {cfg.name}: {len(sweep.cells)} cells x {n_draws} draw(s) x {cfg.cohort.patients} patients "
+        f"= {len(sweep.cells) * n_draws * cfg.cohort.patients} patient-protocols on "
+        f"{args.devices or len(jax.local_devices())} {jax.default_backend()} device(s), seed {cfg.seed}",
+        file=sys.stderr,
+    )
+    report = run_sweep(
+        sweep,
+        args.out,
+        resume=args.resume,
+        force=args.force,
+        devices=args.devices,
+        progress=not args.no_progress,
+        config_path=args.config,
+    )
+    print(
+        f"{report.units_done_now} chunk(s) computed, {report.units_skipped} already on disk; "
+        f"{report.patient_protocols} patient-protocols in {report.wall_s:.1f} s ({report.rate:.1f}/s incl. compilation)",
+        file=sys.stderr,
+    )
+    if report.failures:
+        print(
+            f"warning: solver failed for {report.failures} patient-protocol(s); flagged rows (ok = false)",
+            file=sys.stderr,
+        )
+    if jax.process_index() != 0:
+        return 0
+    from pathlib import Path
+
+    out = Path(args.out)
+    summary = summarise(sweep, out)
+    knob = sweep.knob_names[0]
+    fig = duration_response_figure(
+        summary, knob, dose_response_table(out), f"{cfg.name}: {cfg.cohort.patients} virtual patients per cell"
+    )
+    atomic_savefig(fig, out / "duration_response.png", dpi=110)
+    plt.close(fig)
+    _print_sweep(summary, sweep.knob_names, reference_label(sweep))
+    print(f"wrote {out}/: chunks/*.parquet, manifest.json, summary.csv, duration_response.png", file=sys.stderr)
+    return 0
+
+
+def _print_sweep(summary, knobs: list[str], ref: str) -> None:
+    metrics = {
+        "p_readout_success": "P(readout)",
+        "p_treated": "P(treated)",
+        "best_lesion_gy_median": "dose Gy",
+        "p_cr_pr_6m_enrolled": "P(CR+PR 6m)",
+        "pfs_12m": "PFS 12m",
+        "p_grade3_ae": "P(AE>=3)",
+    }
+    wide = summary[summary["metric"].isin(metrics)].pivot_table(
+        index=["arm", "genotype", *knobs], columns="metric", values="estimate", sort=False
+    )
+    diff = summary[summary["metric"] == "p_cr_pr_6m_enrolled"].set_index(["arm", "genotype", *knobs])[
+        "diff_vs_reference"
+    ]
+    head = f"{'arm':<12} {'genotype':<11} " + " ".join(f"{k.split('.')[-1]:>9}" for k in knobs)
+    head += "".join(f"{v:>13}" for v in metrics.values()) + f"{'d(CR+PR)':>10}"
+    lines = [head]
+    for key, row in wide.iterrows():
+        arm, geno, *vals = key
+        line = f"{str(arm)[:12]:<12} {geno:<11} " + " ".join(f"{v!s:>9}" for v in vals)
+        line += "".join(f"{row.get(m, float('nan')):>13.3g}" for m in metrics)
+        line += f"{diff.get(key, float('nan')):>+10.3f}"
+        lines.append(line)
+    lines.append(f"d(CR+PR): paired difference in P(CR+PR at 6 months) vs {ref} (same virtual patients)")
+    print("\n".join(lines))
+
+
 def cmd_schema(args) -> int:
     from .protocol import field_reference_markdown, protocol_json_schema
 
@@ -179,9 +286,13 @@ def cmd_version(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     args = _parser().parse_args(argv)
-    handler = {"simulate": cmd_simulate, "schema": cmd_schema, "trials": cmd_trials, "version": cmd_version}[
-        args.command
-    ]
+    handler = {
+        "simulate": cmd_simulate,
+        "sweep": cmd_sweep,
+        "schema": cmd_schema,
+        "trials": cmd_trials,
+        "version": cmd_version,
+    }[args.command]
     try:
         return handler(args)
     except InputError as exc:

@@ -34,7 +34,7 @@ from .errors import InputError
 from .params import all_cards
 from .plan import cell_shapes, merge_padding
 from .store import atomic_write_bytes, config_hash, manifest, write_json
-from .sweep import Sweep, Unit, block_patients, work_units
+from .sweep import Sweep, block_patients, work_units
 from .uncertainty import DEFAULT_PRIOR_PARAMETERS, draws_as_overrides, prior_draws, typical_draws
 
 CHUNK_DIR = "chunks"
@@ -83,8 +83,8 @@ def parameter_draws(sweep: Sweep) -> pd.DataFrame:
     return table.iloc[np.linspace(0, len(table) - 1, par.draws).round().astype(int)].reset_index(drop=True)
 
 
-def prepare_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -> Path:
-    """Check the output directory against the sweep; nothing is written here when it is refused."""
+def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -> Path:
+    """Refuse (InputError) an output directory that does not fit the run; writes nothing."""
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise InputError(p, "--out", "a directory path (a file of that name exists)")
@@ -101,10 +101,17 @@ def prepare_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool)
             if old.get(key) != ident[key]:
                 what = "config (grid, cohort, seed, protocol)" if key == "config_sha256" else "parameter cards"
                 raise InputError(p, "--resume", f"a directory made by the same {what}; it was made by another")
+    elif p.exists() and any(p.iterdir()) and not force:
+        raise InputError(p, "--out", "an empty or new directory; pass --resume to continue or --force to replace")
+    return p
+
+
+def prepare_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -> Path:
+    """Check the output directory (:func:`check_run_dir`), then create it or clear an earlier run (``force``)."""
+    p = check_run_dir(out, sweep, resume=resume, force=force)
+    if resume:
         return p
     if p.exists() and any(p.iterdir()):
-        if not force:
-            raise InputError(p, "--out", "an empty or new directory; pass --resume to continue or --force to replace")
         for name in (CHUNK_DIR, "manifest.json", "summary.csv", "duration_response.png"):
             q = p / name
             shutil.rmtree(q) if q.is_dir() else q.unlink(missing_ok=True)
@@ -181,8 +188,9 @@ def run_sweep(
     cohorts: dict[int, object] = {}
     for u in todo:
         cell = cells[u.cell]
-        if u.block not in cohorts:
-            cohorts = {u.block: sample_cohort(block_patients(sweep, u.block), cfg.seed, max_lesions=cfg.cohort.max_lesions)}
+        if u.block not in cohorts:  # units come block by block: keep only the current block's patients
+            patients = block_patients(sweep, u.block)
+            cohorts = {u.block: sample_cohort(patients, cfg.seed, max_lesions=cfg.cohort.max_lesions)}
         cohort = cohorts[u.block]
         res = run_cohort(cell.protocol, cohort, overrides=overrides[u.draw], pad=pad, solver=solver, devices=devices)
         frame = outcome_frame(res, list(cell.protocol.followup.months), scan_names(cell.protocol))

@@ -253,7 +253,9 @@ def _solver_status(p: Protocol, solved: list[CourseArrays], followed: CourseArra
 def _failed_result(p: Protocol, model: PatientModel, ca: CourseArrays, seed: int, solved) -> SimulationResult:
     """The result of a patient with a failed solve: the failure record and the raw time course, no RAI."""
     lc = lesion_course(p, model, ca, 0.0)
-    return SimulationResult(_failed_outcome(p, seed, solved), timecourse_frame(p, model, ca, lc, 0.0), ca, solved, model)
+    return SimulationResult(
+        _failed_outcome(p, seed, solved), timecourse_frame(p, model, ca, lc, 0.0), ca, solved, model
+    )
 
 
 def _failed_outcome(p: Protocol, seed: int, solved: list[CourseArrays]) -> PatientOutcome:

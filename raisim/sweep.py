@@ -213,7 +213,7 @@ def _tokens(knob: str) -> list[str | int]:
     out: list[str | int] = []
     pos = 0
     for m in _TOKEN.finditer(knob):
-        if m.start() != pos and knob[pos:m.start()] != ".":
+        if m.start() != pos and knob[pos : m.start()] != ".":
             return []
         out.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
@@ -308,12 +308,11 @@ class Unit:
 
 
 def work_units(sweep: Sweep, n_draws: int) -> list[Unit]:
-    """Every (cell, draw, block); blocks of ``cohort.chunk`` patients."""
+    """Every (cell, draw, block), block by block (a block's virtual patients are drawn once)."""
     n, chunk = sweep.config.cohort.patients, sweep.config.cohort.chunk
     blocks = (n + chunk - 1) // chunk
-    # cells of one regimen (same drug set) run together: one compilation serves them
     order = sorted(sweep.cells, key=lambda c: (len(c.protocol.treatment.regimen_for(c.genotype)), c.index))
-    return [Unit(c.index, d, b) for c in order for d in range(n_draws) for b in range(blocks)]
+    return [Unit(c.index, d, b) for b in range(blocks) for c in order for d in range(n_draws)]
 
 
 def block_patients(sweep: Sweep, block: int) -> np.ndarray:

@@ -72,7 +72,9 @@ def test_discontinuation_cuts_the_course_like_the_single_patient_engine():
     assert not frame["treated"].any() and not single.rai["treated"]
     assert (frame["p_selection"] == 0).all()  # the scan after the stop never happens
     for r in single.recist:
-        assert frame[f"sum_change_pct_{r['month']:g}m"].iloc[0] == pytest.approx(r["change_from_baseline_pct"], abs=1e-4)
+        assert frame[f"sum_change_pct_{r['month']:g}m"].iloc[0] == pytest.approx(
+            r["change_from_baseline_pct"], abs=1e-4
+        )
 
 
 def test_followed_course_agrees_with_the_drawn_readout():
@@ -111,3 +113,28 @@ def test_protocol_dict_helper_is_still_valid():
     frame = simulate_cohort(p, cohort_from_patient(p, 2), overrides=_no_toxicity(p))
     assert frame["treated"].sum() + (~frame["treated"]).sum() == 2
     assert (frame.loc[frame["treated"], "activity_gbq"] == 5.55).all()
+
+
+def test_four_device_split_equals_one_device_exactly():
+    """XLA_FLAGS=--xla_force_host_platform_device_count=4: the patient axis over 4 CPU devices."""
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    code = """
+import numpy as np, jax, raisim
+from raisim.cohort import sample_cohort
+from raisim.batch import run_cohort
+assert len(jax.local_devices()) == 4
+p = raisim.load_protocol("configs/protocols/erriti_21d.yaml")
+co = sample_cohort(40, 3)  # not a multiple of 4 x 16: padded, padding dropped
+a, b = run_cohort(p, co, devices=4), run_cohort(p, co, devices=1)
+bad = [k for k in a if not np.array_equal(a[k], b[k], equal_nan=True)]
+assert a["ok"].shape == (40,) and a["ok"].all(), a["ok"]
+print("differing:", bad)
+"""
+    env = {**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "differing: []" in proc.stdout, proc.stdout

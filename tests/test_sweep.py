@@ -1,0 +1,206 @@
+"""Sweeps: grid expansion, chunks, manifest, resume after a kill, determinism, bad input (exit 2)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from helpers import REPO, run_cli, write_yaml
+
+from raisim.cli import main
+from raisim.errors import InputError
+from raisim.runner import read_chunks
+from raisim.sweep import load_sweep
+
+SMALL = {
+    "name": "small sweep",
+    "protocol": str(REPO / "configs" / "protocols" / "erriti_21d.yaml"),
+    "grid": {"treatment.stop_day": [10, 21]},
+    "set": {"scans[0].day": "end + 1", "rai.day": "end + 2", "rai.tki_days_after_rai": None},
+    "genotypes": ["RAS"],
+    "compare": {"treatment.stop_day": 21},
+    "cohort": {"patients": 32, "max_lesions": 3, "chunk": 16},
+    "solver": {"rtol": 1e-6, "atol": 1e-9},
+    "seed": 5,
+}
+
+
+def _dir_state(path):
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def _one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-1500:])
+    err = proc.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, (n, err)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sweep")
+    cfg = write_yaml(d / "small.yaml", SMALL)
+    out = d / "run"
+    assert main(["sweep", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    return cfg, out
+
+
+def test_grid_expands_relative_days_and_arms(tmp_path):
+    cfg = dict(SMALL, genotypes=["BRAF_V600E", "RAS"])
+    cfg["arms"] = [
+        {"name": "D75"},
+        {"name": "D150", "genotypes": ["BRAF_V600E"], "set": {"treatment.regimens.BRAF_V600E[1].dose_mg": 150}},
+    ]
+    sweep = load_sweep(write_yaml(tmp_path / "s.yaml", cfg))
+    assert len(sweep.cells) == 2 * 2 + 2  # (2 genotypes + 1 extra BRAF arm) x 2 durations
+    for c in sweep.cells:
+        end = c.protocol.treatment.stop_day
+        assert c.protocol.scans[0].day == end + 1 and c.protocol.rai.day == end + 2
+        assert c.protocol.patient.genotype == c.genotype
+        assert c.protocol.rai.tki_days_after_rai is None
+    d150 = [c for c in sweep.cells if c.arm == "D150"]
+    assert {c.genotype for c in d150} == {"BRAF_V600E"}
+    assert all(c.protocol.treatment.regimens["BRAF_V600E"][1].dose_mg == 150 for c in d150)
+
+
+def test_shipped_sweep_configs_load():
+    for name in ("duration.yaml", "duration_demo.yaml"):
+        sweep = load_sweep(REPO / "configs" / "sweeps" / name)
+        assert {c.genotype for c in sweep.cells} == {"BRAF_V600E", "RAS", "OTHER"}
+    full = load_sweep(REPO / "configs" / "sweeps" / "duration.yaml")
+    assert sorted({c.knobs["treatment.stop_day"] for c in full.cells}) == [7, 10, 14, 21, 28, 35, 42]
+
+
+def test_run_writes_chunks_manifest_summary_and_figure(small_run):
+    cfg, out = small_run
+    assert sorted(p.name for p in (out / "chunks").glob("*.parquet")) == [
+        f"cell{c:04d}_draw000_block{b:05d}.parquet" for c in range(2) for b in range(2)
+    ]
+    rows = read_chunks(out)
+    assert len(rows) == 2 * 32 and rows["ok"].all()
+    assert set(rows["treatment.stop_day"]) == {10, 21}
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["seed"] == 5 and len(m["config_sha256"]) == 64 and m["units"] == 4
+    s = pd.read_csv(out / "summary.csv")
+    p = s[(s["metric"] == "p_treated")].set_index("treatment.stop_day")
+    for day, g in rows.groupby("treatment.stop_day"):
+        assert p.loc[day, "estimate"] == pytest.approx(g["treated"].mean())
+    # paired difference vs 21 days, computed on the same patients
+    rows21 = rows[rows["treatment.stop_day"] == 21].set_index("patient")
+    rows10 = rows[rows["treatment.stop_day"] == 10].set_index("patient")
+    want = (rows10["grade3_ae"].astype(float) - rows21["grade3_ae"].astype(float)).mean()
+    got = s[(s["metric"] == "p_grade3_ae") & (s["treatment.stop_day"] == 10)]["diff_vs_reference"].item()
+    assert got == pytest.approx(want)
+    assert (out / "duration_response.png").stat().st_size > 10_000
+
+
+def test_same_patients_in_every_cell(small_run):
+    _, out = small_run
+    rows = read_chunks(out)
+    a = rows[rows["treatment.stop_day"] == 10].set_index("patient")
+    b = rows[rows["treatment.stop_day"] == 21].set_index("patient")
+    for col in ("weight_kg", "n_lesions", "fdg_suv", "baseline_tg_ng_ml"):
+        pd.testing.assert_series_equal(a[col], b[col])
+
+
+def test_resume_recomputes_only_missing_chunks_and_gives_the_same_numbers(small_run, tmp_path):
+    cfg, out = small_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    victim = copy / "chunks" / "cell0001_draw000_block00001.parquet"
+    before = pd.read_parquet(victim)
+    victim.unlink()
+    keep = copy / "chunks" / "cell0000_draw000_block00000.parquet"
+    mtime = keep.stat().st_mtime_ns
+    assert main(["sweep", str(cfg), "--out", str(copy), "--resume", "--no-progress"]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(victim), before)
+    assert keep.stat().st_mtime_ns == mtime  # not recomputed
+
+
+def test_killed_run_leaves_only_whole_chunks_and_resume_completes(small_run, tmp_path):
+    cfg, out = small_run
+    run = tmp_path / "killed"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raisim.cli", "sweep", str(cfg), "--out", str(run), "--no-progress"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((run / "chunks").glob("*.parquet")):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list((run / "chunks").glob("*.parquet"))
+    assert 1 <= len(done) < 4, "the kill should land mid-run"
+    for f in done:
+        pd.read_parquet(f)  # every file that has a chunk's name is complete
+    assert main(["sweep", str(cfg), "--out", str(run), "--resume", "--no-progress"]) == 0
+    a = read_chunks(run).drop(columns="steps")
+    b = read_chunks(out).drop(columns="steps")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_same_config_and_seed_give_the_same_numbers(small_run, tmp_path):
+    cfg, out = small_run
+    again = tmp_path / "again"
+    assert main(["sweep", str(cfg), "--out", str(again), "--no-progress"]) == 0
+    pd.testing.assert_frame_equal(read_chunks(again), read_chunks(out))
+    assert (again / "summary.csv").read_bytes() == (out / "summary.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("change", "needles"),
+    [
+        ({"grid": {}}, ["field 'grid'"]),
+        ({"grid": {"treatment.stop_day": []}}, ["grid.treatment.stop_day"]),
+        ({"grid": {"treatment.stopday": [10]}}, ["grid.treatment.stopday", "path into the protocol"]),
+        ({"cohort": {"patients": 0}}, ["cohort.patients"]),
+        ({"genotypes": ["BRAF"]}, ["genotypes", "BRAF_V600E"]),
+        ({"grid": {"treatment.stop_day": [-3]}}, ["treatment.stop_day"]),
+        ({"set": {"scans[0].day": "end plus 1"}}, ["end + N"]),
+        ({"protocol": "missing.yaml"}, ["field 'protocol'"]),
+    ],
+)
+def test_bad_sweep_config_is_one_line_exit_2_and_writes_nothing(tmp_path, change, needles):
+    cfg = write_yaml(tmp_path / "bad.yaml", {**SMALL, **change})
+    out = tmp_path / "out"
+    proc = run_cli("sweep", str(cfg), "--out", str(out))
+    _one_line_error(proc, "bad.yaml", *needles)
+    assert not out.exists()
+
+
+def test_resume_into_a_run_of_another_config_is_refused_untouched(small_run, tmp_path):
+    cfg, out = small_run
+    other = write_yaml(tmp_path / "other.yaml", {**SMALL, "seed": 6})
+    before = _dir_state(out)
+    proc = run_cli("sweep", str(other), "--out", str(out), "--resume")
+    _one_line_error(proc, "--resume", "same config")
+    assert _dir_state(out) == before
+    proc = run_cli("sweep", str(cfg), "--out", str(out))  # no --resume into a non-empty directory
+    _one_line_error(proc, "--out", "--resume")
+    assert _dir_state(out) == before
+
+
+def test_malformed_yaml_and_non_positive_patients_on_the_command_line(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("name: [unclosed\n")
+    _one_line_error(run_cli("sweep", str(bad), "--out", str(tmp_path / "o")), "broken.yaml", "YAML")
+    cfg = write_yaml(tmp_path / "ok.yaml", SMALL)
+    _one_line_error(run_cli("sweep", str(cfg), "--out", str(tmp_path / "o"), "--patients", "-4"), "cohort.patients")
+    assert not (tmp_path / "o").exists()
+
+
+def test_load_sweep_raises_input_error_naming_the_knob(tmp_path):
+    cfg = write_yaml(tmp_path / "k.yaml", {**SMALL, "set": {"scans[3].day": 5}})
+    with pytest.raises(InputError, match=r"set\.scans\[3\]\.day"):
+        load_sweep(cfg)
+    assert yaml.safe_load((tmp_path / "k.yaml").read_text())["name"] == "small sweep"
