@@ -13,8 +13,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-## demo: set up, then simulate one patient through ERRITI 21 d (CPU, shipped defaults)
+## demo: set up, then the main job on the CPU: a small duration sweep (10/21/42 d x genotypes), and one patient in detail
 demo: $(STAMP)
+	$(VENV)/bin/raisim sweep configs/sweeps/duration_demo.yaml --out results/demo_sweep --force
 	$(VENV)/bin/raisim simulate configs/protocols/erriti_21d.yaml --out results/demo --force
 
 ## test: the fast test suite (what CI runs)
@@ -34,6 +35,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/single_patient.py
+	$(PY) benchmarks/sweep_throughput.py --patients 512 --reference 200
 
 clean:
 	rm -rf results .pytest_cache

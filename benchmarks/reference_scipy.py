@@ -536,4 +536,119 @@ def solve_reference(
     return solve_reference_with_stats(model, schedule, save_ts, rtol=rtol, atol=atol, method=method)[0]
 
 
-__all__ = ["METHODS", "Params", "Layout", "Segment", "breakpoints", "solve_reference", "solve_reference_with_stats"]
+# ---------------------------------------------------------------------------
+# A virtual cohort, patient by patient (the hand-written loop a sweep replaces)
+# ---------------------------------------------------------------------------
+
+
+def patient_model(models, i: int, n_lesions: int):
+    """Patient ``i`` of a batched ``PatientModel`` (leading patient axis), its real lesions only."""
+    import equinox as eqx
+    import jax
+
+    n = models.iodine.lesion_mass_g.shape[0]
+    one = jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) and x.ndim and x.shape[0] == n else x, models)
+    return eqx.tree_at(
+        lambda m: (m.nis.capacity, m.iodine.lesion_mass_g, m.response.alpha_per_gy),
+        one,
+        (one.nis.capacity[:n_lesions], one.iodine.lesion_mass_g[:n_lesions], one.response.alpha_per_gy[:n_lesions]),
+    )
+
+
+def patient_protocol(p, cohort, i: int):
+    """The cell's protocol with patient ``i``'s covariates and lesions (names lesion1..k)."""
+    from raisim.cohort import lesion_sites
+    from raisim.protocol import protocol_from_dict
+
+    k = int(cohort.n_lesions[i])
+    sites = lesion_sites(cohort)
+    d = p.model_dump(mode="json")
+    d["patient"].update(
+        sex="female" if cohort.female[i] else "male",
+        weight_kg=float(cohort.weight_kg[i]),
+        baseline_tg_ng_ml=float(cohort.baseline_tg_ng_ml[i]),
+        diffuse_lung_metastases=False,
+        lesions=[
+            {"name": f"lesion{j + 1}", "site": str(sites[i, j]), "mass_g": float(cohort.lesion_mass_g[i, j])}
+            for j in range(k)
+        ],
+    )
+    return protocol_from_dict(d)
+
+
+def reference_patient(p, cohort, models, draws, i: int, rtol: float, atol: float, method: str = "LSODA") -> dict:
+    """One virtual patient through every course of ``p`` with scipy and the single-patient outcome code.
+
+    The same rules as :func:`raisim.simulate.simulate` (toxicity drawn on each course's planned days,
+    a discontinuation cuts the course, the first course whose conditions the drawn readouts meet is
+    followed), with the batched engine's per-patient uniforms, so the two can be compared patient by
+    patient.
+    """
+    from raisim.outcomes import CourseArrays, scan_readouts
+    from raisim.plan import _grid
+    from raisim.schedule import build_channels, build_doses, enumerate_courses
+    from raisim.simulate import _outcome, build_schedule, discontinued_course
+
+    pi = patient_protocol(p, cohort, i)
+    k = int(cohort.n_lesions[i])
+    model = patient_model(models, i, k)
+    courses = enumerate_courses(pi)
+    grid = _grid(pi, courses)
+    n_ch = max(len(build_channels(pi, c)) for c in courses)
+    pad = max(build_doses(pi, c, 0).times_h.shape[1] for c in courses)
+    scan_u = {name: float(draws.scan_u[i, j]) for j, name in enumerate(_scan_names(pi))}
+    solved, readouts = [], []
+    for c in courses:
+        days = build_doses(pi, c, 0).days_on_drug
+        ev = model.toxicity.draw_event(days, float(draws.ae_u[i]), float(draws.stop_u[i]))
+        if ev["discontinued"]:
+            c = discontinued_course(c, pi.treatment.start_day + ev["ae_day_on_tki"] - 1)
+        sched, doses, channels = build_schedule(pi, model, c, 0, n_ch, pad)
+        ys = solve_reference(model, sched, grid, rtol=rtol, atol=atol, method=method)
+        ca = CourseArrays(c, channels, doses, grid, ys, True, 0)
+        solved.append(ca)
+        readouts.append(scan_readouts(pi, model, ca))
+    chosen = 0
+    for j, ca in enumerate(solved):
+        r = readouts[j]
+        conds = [(n, ok) for n, ok in ca.course.conditions if n != "discontinued_for_toxicity"]
+        if all((n in r and scan_u[n] < r[n].p_success) == ok for n, ok in conds):
+            chosen = j
+            break
+    outcome, _ = _outcome(pi, model, solved[chosen], readouts[chosen], 0, solved)
+    months = {rec["month"]: rec for rec in outcome.recist}
+    return {
+        "readout_p": _readout_p(pi, readouts[chosen]),
+        "treated": bool(outcome.rai["treated"]),
+        "activity_gbq": float(outcome.rai["activity_gbq"]) if outcome.rai["treated"] else 0.0,
+        "best_lesion_gy": max(les.absorbed_dose_gy for les in outcome.lesions),
+        **{f"sum_change_pct_{m:g}m": rec["change_from_baseline_pct"] for m, rec in months.items()},
+        **{f"recist_{m:g}m": rec["category"] for m, rec in months.items()},
+        "pfs_months": np.nan if outcome.progression_free_months is None else outcome.progression_free_months,
+    }
+
+
+def _scan_names(p) -> list[str]:
+    from raisim.schedule import enumerate_courses
+
+    return [s.name for s in max(enumerate_courses(p), key=lambda c: len(c.scans)).scans]
+
+
+def _readout_p(p, readouts) -> float:
+    name = p.rai.require if p.rai is not None and p.rai.require else next((s.name for s in p.scans if s.readout), None)
+    r = readouts.get(name)
+    return float(r.p_success) if r is not None and r.p_success is not None else 0.0
+
+
+__all__ = [
+    "METHODS",
+    "Params",
+    "Layout",
+    "Segment",
+    "breakpoints",
+    "patient_model",
+    "patient_protocol",
+    "reference_patient",
+    "solve_reference",
+    "solve_reference_with_stats",
+]

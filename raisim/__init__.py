@@ -4,9 +4,34 @@ TKI exposure → ERK inhibition → NIS re-expression → radioiodine kinetics �
 lesion absorbed dose → response. Internal time unit: hours, float64.
 """
 
+import os as _os
 import warnings as _warnings
 
-import jax as _jax
+
+def _tune_xla_cpu() -> None:
+    """Turn off XLA CPU's experimental "ynn" fusions for the pinned jaxlib (0.10.2).
+
+    Measured on the 2-core CPU (BENCHMARKS.md): batched Tsit5 solves run ~2x faster
+    without them. Set before jax starts its backend; skipped when XLA_FLAGS already
+    names the option, when ``RAISIM_NO_XLA_TUNING=1``, or for another jaxlib (an XLA
+    build that does not know the flag would abort).
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    flags = _os.environ.get("XLA_FLAGS", "")
+    if _os.environ.get("RAISIM_NO_XLA_TUNING") == "1" or "ynn_fusion_type" in flags:
+        return
+    try:
+        if version("jaxlib") != "0.10.2":
+            return
+    except PackageNotFoundError:
+        return
+    _os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_experimental_ynn_fusion_type=").strip()
+
+
+_tune_xla_cpu()
+
+import jax as _jax  # noqa: E402
 
 _jax.config.update("jax_enable_x64", True)
 _warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")

@@ -155,11 +155,15 @@ def _print_summary(o: dict) -> None:
 
 
 def cmd_sweep(args) -> int:
-    if args.distributed:
-        import jax
-
-        jax.distributed.initialize()
     import jax
+
+    if args.distributed:
+        given = {
+            "coordinator_address": args.coordinator,
+            "num_processes": args.num_processes,
+            "process_id": args.process_id,
+        }
+        jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
     import matplotlib.pyplot as plt
 
     from .plots import duration_response_figure
@@ -173,7 +177,8 @@ def cmd_sweep(args) -> int:
         raise InputError(
             "<command line>", "--devices", f"1 to {len(jax.local_devices())} (local devices)", got=args.devices
         )
-    check_run_dir(args.out, sweep, resume=args.resume, force=args.force)
+    if jax.process_index() == 0:  # the other processes join the directory process 0 prepares
+        check_run_dir(args.out, sweep, resume=args.resume, force=args.force)
     cfg = sweep.config
     n_draws = len(parameter_draws(sweep))
     print(
@@ -193,7 +198,8 @@ def cmd_sweep(args) -> int:
     )
     print(
         f"{report.units_done_now} chunk(s) computed, {report.units_skipped} already on disk; "
-        f"{report.patient_protocols} patient-protocols in {report.wall_s:.1f} s ({report.rate:.1f}/s incl. compilation)",
+        f"{report.patient_protocols} patient-protocols in {report.wall_s:.1f} s "
+        f"({report.rate:.1f}/s incl. compilation)",
         file=sys.stderr,
     )
     if report.failures:

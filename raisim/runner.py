@@ -151,15 +151,20 @@ def run_sweep(
     """Run every missing work unit of ``sweep`` into ``out`` (see the module docstring)."""
     draws = parameter_draws(sweep)
     overrides = draws_as_overrides(draws)
-    out = prepare_run_dir(out, sweep, resume=resume, force=force)
+    proc, n_proc = jax.process_index(), jax.process_count()
+    if proc == 0:
+        out = prepare_run_dir(out, sweep, resume=resume, force=force)
+    else:  # process 0 prepares the directory and writes the manifest; the others join it
+        out = Path(out)
+        _wait_for(lambda: (out / "manifest.json").exists(), "the manifest of process 0")
+        check_run_dir(out, sweep, resume=True, force=False)
     chunks = out / CHUNK_DIR
     chunks.mkdir(exist_ok=True)
     cfg = sweep.config
     units = work_units(sweep, len(draws))
-    proc, n_proc = jax.process_index(), jax.process_count()
     mine = [u for i, u in enumerate(units) if i % n_proc == proc]
     ident = sweep_identity(sweep)
-    if not resume or not (out / "manifest.json").exists():
+    if proc == 0 and (not resume or not (out / "manifest.json").exists()):
         write_json(
             out / "manifest.json",
             manifest(
@@ -203,11 +208,23 @@ def run_sweep(
         bar.update(n)
     bar.close()
     wall = time.perf_counter() - t0
-    if n_proc > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("raisim sweep chunks written")
+    if n_proc > 1 and proc == 0:  # the summary needs every process's chunks
+        names = [f"{u.name}.parquet" for u in units]
+        _wait_for(lambda: all((chunks / n).exists() for n in names), "the chunks of the other processes")
     return RunReport(len(units), len(todo), len(mine) - len(todo), done_pp, wall, failures)
+
+
+def _wait_for(ready, what: str, poll_s: float = 1.0, timeout_s: float = 7 * 24 * 3600.0) -> None:
+    """Poll the shared run directory until ``ready()`` (multi-process runs)."""
+    t0 = time.perf_counter()
+    said = False
+    while not ready():
+        if not said and time.perf_counter() - t0 > 10:
+            print(f"waiting for {what} ...", file=sys.stderr)
+            said = True
+        if time.perf_counter() - t0 > timeout_s:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(poll_s)
 
 
 def _progress(total: int, enabled: bool):

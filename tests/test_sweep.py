@@ -204,3 +204,63 @@ def test_load_sweep_raises_input_error_naming_the_knob(tmp_path):
     with pytest.raises(InputError, match=r"set\.scans\[3\]\.day"):
         load_sweep(cfg)
     assert yaml.safe_load((tmp_path / "k.yaml").read_text())["name"] == "small sweep"
+
+
+def test_two_processes_share_one_run_directory(small_run, tmp_path):
+    """jax.distributed with two local processes: each writes its own chunks; the result equals one process."""
+    import socket
+
+    cfg, out = small_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "multi"
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "raisim.cli",
+                "sweep",
+                str(cfg),
+                "--out",
+                str(run),
+                "--no-progress",
+                "--distributed",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = [p.communicate(timeout=900) for p in procs]
+    for p, (_, e) in zip(procs, results, strict=True):
+        assert p.returncode == 0, e[-2000:]
+    assert "d(CR+PR)" in results[0][0]  # process 0 summarised
+    pd.testing.assert_frame_equal(read_chunks(run).drop(columns="steps"), read_chunks(out).drop(columns="steps"))
+    assert (run / "summary.csv").read_bytes() == (out / "summary.csv").read_bytes()
+
+
+def test_the_readme_duckdb_query_runs_on_the_chunks(small_run):
+    import re
+
+    duckdb = pytest.importorskip("duckdb")
+    _, out = small_run
+    text = (REPO / "README.md").read_text()
+    query = re.search(r'duckdb\.sql\("""(.*?)"""\)', text, re.S).group(1)
+    frame = duckdb.sql(query.replace("results/duration", str(out))).df()
+    rows = read_chunks(out)
+    assert len(frame) == rows.groupby(["genotype", "treatment.stop_day"]).ngroups
+    got = frame.set_index("days")["p_treated"]
+    for day, g in rows[rows["ok"]].groupby("treatment.stop_day"):
+        assert got[day] == pytest.approx(g["treated"].mean())

@@ -1,0 +1,184 @@
+"""Full-chain throughput of the batched engine, against the scipy reference on the same patients.
+
+One grid cell of ``configs/sweeps/duration.yaml`` (BRAF V600E, trametinib +
+dabrafenib 75 mg, 21 days, I-123 scan at end + 1, dosimetry-guided RAI at
+end + 2, RECIST to 12 months): every patient solves both courses of the
+protocol (selection succeeds / fails), from the first tablet to RECIST.
+
+Measured, in one run on this machine:
+
+1. raisim: compile time, then patient-protocols per second (warm) on
+   ``--patients`` virtual patients;
+2. the reference (``benchmarks/reference_scipy.py``: the same model in
+   numpy/scipy, LSODA piecewise between discontinuities, the single-patient
+   outcome code, a Python loop over patients) on the first ``--reference``
+   of the same patients, with the same tolerances — the ratio of the two
+   rates, and the largest differences of the outcomes;
+3. optionally (``--scaling``) warm time against cohort size and against the
+   number of lesion slots.
+
+Usage::
+
+    python benchmarks/sweep_throughput.py --patients 512 --reference 200 --json results/sweep_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from reference_scipy import reference_patient  # noqa: E402
+
+from raisim.batch import SolverSettings, run_cohort, typical_model  # noqa: E402
+from raisim.cohort import cohort_model, sample_cohort  # noqa: E402
+from raisim.plan import cohort_draws, plan_cell  # noqa: E402
+from raisim.store import library_versions  # noqa: E402
+from raisim.sweep import load_sweep  # noqa: E402
+
+CONFIG = HERE.parent / "configs" / "sweeps" / "duration.yaml"
+
+
+def the_cell(stop_day: int = 21):
+    sweep = load_sweep(CONFIG)
+    return next(
+        c
+        for c in sweep.cells
+        if c.genotype == "BRAF_V600E" and c.arm == "T + D75" and c.knobs["treatment.stop_day"] == stop_day
+    ), sweep
+
+
+def time_raisim(p, cohort, solver, repeats: int = 2) -> tuple[dict, dict]:
+    t = time.perf_counter()
+    out = run_cohort(p, cohort, solver=solver, devices=1)
+    first = time.perf_counter() - t
+    warm = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = run_cohort(p, cohort, solver=solver, devices=1)
+        warm.append(time.perf_counter() - t)
+    best = min(warm)
+    return out, {
+        "patients": len(cohort),
+        "first_call_s": first,
+        "warm_s": warm,
+        "compile_s_approx": first - best,
+        "patient_protocols_per_s": len(cohort) / best,
+        "mean_steps_per_patient": float(np.mean(out["steps"])),
+        "solver_failures": int((~out["ok"]).sum()),
+    }
+
+
+def compare(ref: list[dict], out: dict, months: list[float]) -> dict:
+    def rel(a, b):
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        both = np.isfinite(a) & np.isfinite(b)
+        scale = np.maximum(np.abs(b), 1.0)
+        return float(np.max(np.abs(a - b)[both] / scale[both])) if both.any() else 0.0
+
+    n = len(ref)
+    col = lambda k: [r[k] for r in ref]  # noqa: E731
+    m6 = months.index(6.0) if 6.0 in months else 0
+    codes = np.asarray(["CR", "PR", "SD", "PD"])
+    return {
+        "patients": n,
+        "readout_p_max_abs_diff": float(np.max(np.abs(np.asarray(col("readout_p")) - out["readout_p"][:n]))),
+        "treated_agree": float(np.mean(np.asarray(col("treated")) == out["treated"][:n])),
+        "activity_gbq_max_rel_diff": rel(out["activity_gbq"][:n], col("activity_gbq")),
+        "best_lesion_gy_max_rel_diff": rel(out["best_lesion_gy"][:n], col("best_lesion_gy")),
+        "sum_change_pct_6m_max_abs_diff_pct_points": float(
+            np.nanmax(np.abs(out["sum_change_pct"][:n, m6] - np.asarray(col(f"sum_change_pct_{months[m6]:g}m"))))
+        ),
+        "recist_6m_agree": float(
+            np.mean(codes[out["recist"][:n, m6]] == np.asarray(col(f"recist_{months[m6]:g}m")))
+        ),
+        "pfs_both_nan_or_equal": float(
+            np.mean(
+                (np.isnan(out["pfs_months"][:n]) & np.isnan(np.asarray(col("pfs_months"), float)))
+                | np.isclose(out["pfs_months"][:n], np.asarray(col("pfs_months"), float), atol=1e-6)
+            )
+        ),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=512, help="virtual patients for the raisim timing")
+    ap.add_argument("--reference", type=int, default=200, help="patients run through the scipy reference (0: skip)")
+    ap.add_argument("--micro-batch", type=int, default=16)
+    ap.add_argument("--scaling", action="store_true", help="also time 128..4096 patients and 1..10 lesion slots")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    cell, sweep = the_cell()
+    p = cell.protocol
+    cfg = sweep.config
+    solver = SolverSettings(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_steps, None, args.micro_batch)
+    cohort = sample_cohort(args.patients, cfg.seed, max_lesions=cfg.cohort.max_lesions)
+    out, rs = time_raisim(p, cohort, solver)
+    rate, compile_s = rs["patient_protocols_per_s"], rs["compile_s_approx"]
+    print(f"raisim: {rate:.1f} patient-protocols/s warm, compile ~{compile_s:.0f} s")
+    result = {
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.local_devices()],
+        "libraries": library_versions(),
+        "cell": {**cell.labels(), "protocol": p.name},
+        "solver": {"rtol": solver.rtol, "atol": solver.atol, "micro_batch": solver.micro_batch},
+        "raisim": rs,
+    }
+    if args.reference:
+        n = min(args.reference, len(cohort))
+        models = cohort_model(typical_model(p, cohort.max_lesions), cohort)
+        draws = cohort_draws(p, cohort, len(plan_cell(p).readouts))
+        t = time.perf_counter()
+        ref = [reference_patient(p, cohort, models, draws, i, solver.rtol, solver.atol) for i in range(n)]
+        wall = time.perf_counter() - t
+        ref_rate = n / wall
+        result["reference"] = {
+            "patients": n,
+            "wall_s": wall,
+            "patient_protocols_per_s": ref_rate,
+            "method": "LSODA (piecewise), numpy outcomes",
+        }
+        result["ratio_raisim_over_reference"] = rs["patient_protocols_per_s"] / ref_rate
+        result["agreement"] = compare(ref, out, list(p.followup.months))
+        print(
+            f"reference: {ref_rate:.3f}/s on {n} patients -> ratio {result['ratio_raisim_over_reference']:.0f}x; "
+            f"agreement {json.dumps(result['agreement'])}"
+        )
+    if args.scaling:
+        result["scaling_patients"] = {}
+        for n in (128, 512, 2048, 4096):
+            co = sample_cohort(n, cfg.seed, max_lesions=cfg.cohort.max_lesions)
+            _, r = time_raisim(p, co, solver, repeats=1)
+            result["scaling_patients"][n] = r["warm_s"][0]
+            print(f"  {n} patients: {r['warm_s'][0]:.1f} s ({r['patient_protocols_per_s']:.1f}/s)")
+        result["scaling_lesions"] = {}
+        for lesions in (1, 3, 5, 10):
+            co = sample_cohort(256, cfg.seed, max_lesions=lesions)
+            _, r = time_raisim(p, co, solver, repeats=1)
+            result["scaling_lesions"][lesions] = r["warm_s"][0]
+            print(f"  {lesions} lesion slots, 256 patients: {r['warm_s'][0]:.1f} s")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2, default=float))
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
+
+
+if __name__ == "__main__":
+    main()
