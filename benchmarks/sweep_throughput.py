@@ -98,9 +98,7 @@ def compare(ref: list[dict], out: dict, months: list[float]) -> dict:
         "sum_change_pct_6m_max_abs_diff_pct_points": float(
             np.nanmax(np.abs(out["sum_change_pct"][:n, m6] - np.asarray(col(f"sum_change_pct_{months[m6]:g}m"))))
         ),
-        "recist_6m_agree": float(
-            np.mean(codes[out["recist"][:n, m6]] == np.asarray(col(f"recist_{months[m6]:g}m")))
-        ),
+        "recist_6m_agree": float(np.mean(codes[out["recist"][:n, m6]] == np.asarray(col(f"recist_{months[m6]:g}m")))),
         "pfs_both_nan_or_equal": float(
             np.mean(
                 (np.isnan(out["pfs_months"][:n]) & np.isnan(np.asarray(col("pfs_months"), float)))
