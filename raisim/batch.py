@@ -54,6 +54,7 @@ class SolverSettings(eqx.Module):
     max_steps: int = eqx.field(static=True, default=100_000)
     course: int | None = eqx.field(static=True, default=None)  # follow this course whatever the readouts
     micro_batch: int = eqx.field(static=True, default=16)  # patients solved in lockstep (one vmapped kernel)
+    dtype: str = eqx.field(static=True, default="float64")  # "float32": model, schedules and states in float32
 
 
 def protocol_solver(p: Protocol, course: int | None = None) -> SolverSettings:
@@ -365,11 +366,22 @@ def run_cohort(
     draws = cohort_draws(p, cohort, len(plan.readouts))
     mask = jnp.asarray(cohort.lesion_mask)
     tg0 = jnp.asarray(cohort.baseline_tg_ng_ml)
+    if solver.dtype == "float32":
+        models, plan, draws, tg0 = _as_float32((models, plan, draws, tg0))
     if n_dev > 1:
         out = _run_on_devices(models, plan, draws, mask, tg0, solver, jax.local_devices()[:n_dev])
     else:
         out = _run(models, plan, draws, mask, tg0, solver)
     return {k: np.asarray(v)[:n] for k, v in out.items()}
+
+
+def _as_float32(tree):
+    """Every float64 array of ``tree`` as float32 (Python floats, integers and booleans unchanged)."""
+
+    def cast(x):
+        return x.astype(jnp.float32) if eqx.is_array(x) and x.dtype == jnp.float64 else x
+
+    return jax.tree_util.tree_map(cast, tree)
 
 
 def outcome_frame(out: dict[str, np.ndarray], months: list[float], scan_names: list[str]) -> pd.DataFrame:

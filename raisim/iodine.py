@@ -100,8 +100,9 @@ class Iodine(eqx.Module):
     def initial_state(self, n_channels: int) -> dict[str, Float[Array, ...]]:
         """No radioiodine in the body: every compartment and accumulator is zero."""
         n_l = self.lesion_mass_g.shape[0]
-        z = jnp.zeros((n_channels,))
-        zl = jnp.zeros((n_channels, n_l))
+        dtype = jnp.result_type(self.lesion_mass_g)  # float64 unless the model was cast
+        z = jnp.zeros((n_channels,), dtype)
+        zl = jnp.zeros((n_channels, n_l), dtype)
         return {
             "ecf": z,
             "slow": z,

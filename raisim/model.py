@@ -62,7 +62,7 @@ def initial_state(model: PatientModel, schedule: Schedule, t0: float) -> dict:
         "pathway": model.pathway.initial_state(),
         "nis": model.nis.initial_state(schedule.tsh.suppressed_mu_per_l, model.pathway.output_scale),
         "iodine": model.iodine.initial_state(schedule.channels.admin_time_h.shape[0]),
-        "cum_erk_inhibition_h": jnp.zeros(()),
+        "cum_erk_inhibition_h": jnp.zeros_like(model.pathway.erk_rate_per_h),
     }
 
 

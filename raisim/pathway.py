@@ -97,7 +97,7 @@ class Pathway(eqx.Module):
 
     def initial_state(self) -> dict[str, Float[Array, ""]]:
         """Untreated steady state: every quantity is 1 (fold of untreated)."""
-        one = jnp.ones((), dtype=jnp.float64)
+        one = jnp.ones_like(self.erk_rate_per_h)  # the model's float type (float64 unless cast)
         return {"erk": one, "her3": one, "adaptive": one}
 
     def erk_output(self, erk: Float[Array, ...]) -> Float[Array, ...]:

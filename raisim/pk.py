@@ -150,7 +150,7 @@ class PK(eqx.Module):
                 s_new = s_prev * jnp.exp(-ka * gap) + a_i
                 return (s_new, t_i), s_new
 
-            _, out = jax.lax.scan(step, (jnp.zeros(()), starts[0]), (starts, amounts))
+            _, out = jax.lax.scan(step, (jnp.zeros_like(amounts[0]), starts[0]), (starts, amounts))
             return out
 
         prefix = jax.vmap(running)(self.ka_per_h, start, dose_mg)

@@ -143,8 +143,9 @@ class Response(eqx.Module):
             new = tg * d + src * (1.0 - d)
             return new, new
 
-        _, rest = jax.lax.scan(step, jnp.asarray(baseline_tg_ng_ml, dtype=jnp.float64), (decay, mid))
-        return jnp.concatenate([jnp.asarray([baseline_tg_ng_ml]), rest])
+        tg0 = jnp.asarray(baseline_tg_ng_ml, dtype=jnp.result_type(viable_ml))  # float64 unless cast
+        _, rest = jax.lax.scan(step, tg0, (decay.astype(tg0.dtype), mid.astype(tg0.dtype)))
+        return jnp.concatenate([tg0[None], rest])
 
     def recist(
         self, diam_mm: Float[Array, "t l"], baseline_index: int, assess_index: list[int]

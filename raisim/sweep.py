@@ -72,6 +72,9 @@ class SolverSettingsConfig(_Strict):
     rtol: float = Field(1e-6, gt=0, lt=1e-2, description="relative tolerance of the batched solve")
     atol: float = Field(1e-9, gt=0, description="absolute tolerance")
     max_steps: int = Field(100_000, ge=100, description="steps per course before a patient is flagged")
+    dtype: Literal["float64", "float32"] = Field(
+        "float64", description="float32: model, schedules and states in single precision (GPU; use rtol >= 1e-5)"
+    )
 
 
 class SweepConfig(_Strict):

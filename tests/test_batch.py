@@ -138,3 +138,17 @@ print("differing:", bad)
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "differing: []" in proc.stdout, proc.stdout
+
+
+def test_float32_option_agrees_with_float64_to_its_documented_accuracy():
+    from raisim.cohort import sample_cohort
+
+    p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
+    co = sample_cohort(16, 0, max_lesions=3)
+    f64 = simulate_cohort(p, co, solver=SolverSettings(1e-6, 1e-9, 100_000))
+    f32 = simulate_cohort(p, co, solver=SolverSettings(1e-5, 1e-8, 100_000, dtype="float32"))
+    assert f32["ok"].all() and f32["best_lesion_gy"].dtype == np.float32
+    assert np.max(np.abs(f32["readout_p"] - f64["readout_p"])) < 2e-3
+    rel = np.abs(f32["best_lesion_gy"] - f64["best_lesion_gy"]) / np.maximum(f64["best_lesion_gy"], 1.0)
+    assert rel.max() < 5e-3
+    assert (f32["treated"] == f64["treated"]).all()
