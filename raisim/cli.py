@@ -1,4 +1,4 @@
-"""Command line: ``raisim simulate | sweep | schema | trials | version``.
+"""Command line: ``raisim simulate | sweep | predict | schema | trials | version``.
 
 Exit codes: 0 success (per-patient solver failures are flagged in the output
 and counted on stderr), 2 bad input (one line naming the file, the field and
@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 import warnings
+
+import numpy as np
 
 from .errors import EXIT_BAD_INPUT, InputError
 
@@ -51,6 +53,20 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="multi-host: call jax.distributed.initialize() (one process per host)",
     )
+
+    pr = sub.add_parser("predict", help="predictive distribution of each row of a trials table")
+    pr.add_argument("--trials", required=True, help="CSV in the trials schema (k and RECIST counts optional)")
+    pr.add_argument(
+        "--posterior",
+        default=None,
+        help="parameter draws: a CSV with card:parameter columns (default: the shipped posterior once "
+        "calibration has made one, else the cards' typical values)",
+    )
+    pr.add_argument("--prior-draws", type=int, default=0, help="instead: this many draws from the card priors")
+    pr.add_argument("--draws", type=int, default=20, help="posterior draws used (evenly spaced; default 20)")
+    pr.add_argument("--patients", type=int, default=64, help="virtual patients per arm and genotype (default 64)")
+    pr.add_argument("--json", action="store_true", help="print the JSON of the CLI contract")
+    pr.add_argument("--seed", type=int, default=0, help="virtual cohort and prior-draw seed")
 
     sc = sub.add_parser("schema", help="print the JSON schema of protocol files")
     sc.add_argument("--indent", type=int, default=2)
@@ -252,6 +268,55 @@ def _print_sweep(summary, knobs: list[str], ref: str) -> None:
     print("\n".join(lines))
 
 
+def cmd_predict(args) -> int:
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .params import MODELS_DIR
+    from .predict import predict_table, table_lines
+    from .trials import load_trials
+    from .uncertainty import DEFAULT_PRIOR_PARAMETERS, draws_as_overrides, prior_draws, typical_draws
+
+    table = load_trials(args.trials, observed=False)
+    if args.patients < 1:
+        raise InputError("<command line>", "--patients", "a number of virtual patients >= 1", got=args.patients)
+    if args.prior_draws < 0 or args.draws < 1:
+        raise InputError("<command line>", "--prior-draws/--draws", "--prior-draws >= 0 and --draws >= 1")
+    posterior = Path(args.posterior) if args.posterior else None
+    shipped = MODELS_DIR / "posterior" / "posterior.nc"
+    if posterior is None and args.prior_draws == 0 and shipped.exists():
+        posterior = shipped
+    if posterior is not None:
+        if posterior.suffix != ".csv":
+            raise InputError(
+                posterior, "--posterior", "a draws CSV (card:parameter columns); posterior.nc comes with calibration"
+            )
+        try:
+            draws = pd.read_csv(posterior)
+        except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(posterior, "--posterior", f"a readable draws CSV ({type(exc).__name__})") from None
+        draws = draws.iloc[np.linspace(0, len(draws) - 1, min(args.draws, len(draws))).round().astype(int)]
+        source = f"{len(draws)} draws from {posterior}"
+    elif args.prior_draws:
+        draws = prior_draws(list(DEFAULT_PRIOR_PARAMETERS), args.prior_draws, args.seed)
+        source = f"{args.prior_draws} prior draws"
+    else:
+        draws = typical_draws()
+        source = "the cards' typical values (no posterior yet)"
+    print(
+        f"raisim predict: {len(table.rows)} rows of {table.path}; parameters: {source}; "
+        f"{args.patients} virtual patients per arm and genotype, seed {args.seed}",
+        file=sys.stderr,
+    )
+    results = predict_table(table, draws_as_overrides(draws), patients=args.patients, seed=args.seed)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print("\n".join(table_lines(results)))
+    return 0
+
+
 def cmd_schema(args) -> int:
     from .protocol import field_reference_markdown, protocol_json_schema
 
@@ -295,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {
         "simulate": cmd_simulate,
         "sweep": cmd_sweep,
+        "predict": cmd_predict,
         "schema": cmd_schema,
         "trials": cmd_trials,
         "version": cmd_version,

@@ -335,7 +335,8 @@ class TrialRow(BaseModel):
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> TrialRow:
-        _check_row(self, _context_file(info))
+        context = info.context if isinstance(info.context, Mapping) else {}
+        _check_row(self, _context_file(info), observed=context.get("observed", True))
         return self
 
     def cells(self) -> dict[str, object]:
@@ -345,7 +346,7 @@ class TrialRow(BaseModel):
         return {name: values[name] for name in COLUMNS}
 
 
-def _check_row(r: TrialRow, file: str | Path | None) -> None:
+def _check_row(r: TrialRow, file: str | Path | None, observed: bool = True) -> None:
     """The single-row rules; raises a one-line InputError naming field and row."""
     row = r.line
     for name in ("trial", "study", "arm"):
@@ -371,7 +372,7 @@ def _check_row(r: TrialRow, file: str | Path | None) -> None:
         raise InputError(file, "rai_day", f"a day >= scan_day (scan_day={r.scan_day})", row=row, got=r.rai_day)
     k_words = f"an integer 0..n (n={r.n})"
     if r.k is None:
-        if r.endpoint in _K_ENDPOINTS:
+        if r.endpoint in _K_ENDPOINTS and observed:
             raise InputError(file, "k", k_words + f", required for {r.endpoint} rows", row=row)
     elif not 0 <= r.k <= r.n:
         raise InputError(file, "k", k_words, row=row, got=r.k)
@@ -394,6 +395,9 @@ def _check_row(r: TrialRow, file: str | Path | None) -> None:
     if r.endpoint == "response":
         if r.response_month is None:
             raise InputError(file, "response_month", "a positive integer (months after RAI), required", row=row)
+        given = [getattr(r, name) is not None for name in _RESPONSE_COUNTS]
+        if not observed and not any(given):
+            return
         for name in _RESPONSE_COUNTS:
             if getattr(r, name) is None:
                 raise InputError(file, name, "a non-negative integer count, required for response rows", row=row)
@@ -432,7 +436,9 @@ def _cell_float(
     return value
 
 
-def _row_from_cells(cells: Mapping[str, str | None], *, file: str | Path | None, row: int) -> TrialRow:
+def _row_from_cells(
+    cells: Mapping[str, str | None], *, file: str | Path | None, row: int, observed: bool = True
+) -> TrialRow:
     """Parse one CSV record (blank cells as None) into a validated :class:`TrialRow`."""
     for name in ("trial", "study", "arm", "genotype", "regimen", "endpoint", "criterion", "n"):
         if cells[name] is None:
@@ -468,7 +474,7 @@ def _row_from_cells(cells: Mapping[str, str | None], *, file: str | Path | None,
         "note": cells["note"] or "",
     }
     try:
-        return TrialRow.model_validate(data, context={"file": file, "row": row})
+        return TrialRow.model_validate(data, context={"file": file, "row": row, "observed": observed})
     except ValidationError as err:
         raise _as_input_error(err, file, row) from None
 
@@ -588,12 +594,14 @@ def _check_nested(table: TrialsTable) -> None:
             )
 
 
-def load_trials(path: str | Path | None = None) -> TrialsTable:
+def load_trials(path: str | Path | None = None, *, observed: bool = True) -> TrialsTable:
     """Load and validate the trials table.
 
     Args:
         path: a trials CSV; default :data:`DEFAULT_TRIALS_CSV` (the packaged
             ``models/data/trials.csv``).
+        observed: False accepts rows without outcomes (blank ``k``, blank RECIST
+            counts): trials to predict. Given outcomes are still checked.
 
     Returns:
         The validated table. Row numbers (``TrialRow.line`` and in errors) count
@@ -653,7 +661,7 @@ def load_trials(path: str | Path | None = None) -> TrialsTable:
                 got=len(record),
             )
         cells = {name: (cell.strip() or None) for name, cell in zip(header, record, strict=True)}
-        rows.append(_row_from_cells(cells, file=file, row=number))
+        rows.append(_row_from_cells(cells, file=file, row=number, observed=observed))
     if not rows:
         raise InputError(file, "rows", "at least one data row after the header", row=1)
     return TrialsTable(rows=tuple(rows), path=file)
