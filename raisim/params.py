@@ -125,17 +125,31 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
     return loc or "<root>", err["msg"]
 
 
+def read_yaml(path: str | Path, kind: str) -> object:
+    """Parse a YAML file; a missing file, a directory or bad YAML is a one-line :class:`InputError`.
+
+    ``kind`` names the file in messages, e.g. ``"protocol YAML file"``.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise InputError(p, "<file>", f"an existing {kind}") from None
+    except IsADirectoryError:
+        raise InputError(p, "<file>", f"a {kind}, not a directory") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"<yaml line {mark.line + 1}, column {mark.column + 1}>" if mark is not None else "<yaml>"
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise InputError(p, where, f"valid YAML ({problem})") from None
+
+
 @cache
 def _load_card_cached(path: str) -> Card:
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, "<file>", "an existing parameter card file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "<yaml>"
-        raise InputError(p, where, "valid YAML") from None
+    raw = read_yaml(p, "parameter card file")
     if not isinstance(raw, dict):
         raise InputError(p, "<root>", "a mapping with block, name and parameters")
     try:

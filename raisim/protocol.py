@@ -18,11 +18,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import InputError
-from .params import available_drugs, card_values, load_card
+from .params import available_drugs, card_values, load_card, read_yaml
 from .vocab import (
     DRUG_NAMES,
     GENOTYPES,
@@ -507,20 +506,7 @@ def protocol_from_dict(raw: object, source: str | Path = "<input>") -> Protocol:
 def load_protocol(path: str | Path) -> Protocol:
     """Load a protocol YAML file; every problem is a one-line :class:`InputError`."""
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError(p, "<file>", "an existing protocol YAML file") from None
-    except IsADirectoryError:
-        raise InputError(p, "<file>", "a protocol YAML file, not a directory") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"<yaml line {mark.line + 1}, column {mark.column + 1}>" if mark is not None else "<yaml>"
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise InputError(p, where, f"valid YAML ({problem})") from None
-    return protocol_from_dict(raw, p)
+    return protocol_from_dict(read_yaml(p, "protocol YAML file"), p)
 
 
 def protocol_json_schema() -> dict:

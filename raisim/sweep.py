@@ -29,10 +29,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InputError
+from .params import read_yaml
 from .protocol import Protocol, protocol_from_dict
 from .uncertainty import DEFAULT_PRIOR_PARAMETERS, check_parameter
 from .vocab import GENOTYPES, allowed
@@ -135,16 +135,7 @@ class Sweep:
 def load_sweep(path: str | Path, *, seed: int | None = None, patients: int | None = None) -> Sweep:
     """Load and validate a sweep config; every problem is a one-line :class:`InputError`."""
     p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, "<file>", "an existing sweep YAML file") from None
-    except IsADirectoryError:
-        raise InputError(p, "<file>", "a sweep YAML file, not a directory") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"<yaml line {mark.line + 1}>" if mark is not None else "<yaml>"
-        raise InputError(p, where, "valid YAML") from None
+    raw = read_yaml(p, "sweep YAML file")
     if not isinstance(raw, dict):
         raise InputError(p, "<root>", "a YAML mapping with name, protocol, grid, ...")
     if seed is not None:
@@ -173,10 +164,11 @@ def load_sweep(path: str | Path, *, seed: int | None = None, patients: int | Non
 def _cells(sweep: Sweep) -> list[Cell]:
     cfg, path = sweep.config, sweep.path
     base_path = (path.parent / cfg.protocol).resolve()
-    try:
-        base = yaml.safe_load(base_path.read_text())
-    except (FileNotFoundError, IsADirectoryError):
-        raise InputError(path, "protocol", f"an existing protocol YAML file (relative to {path.parent})") from None
+    if not base_path.is_file():
+        raise InputError(path, "protocol", f"an existing protocol YAML file (relative to {path.parent})")
+    base = read_yaml(base_path, "protocol YAML file")
+    if not isinstance(base, dict):
+        raise InputError(base_path, "<root>", "a YAML mapping with name, patient, treatment, ...")
     for where, knobs in (("grid", cfg.grid), ("set", cfg.set), ("compare", cfg.compare or {})):
         for k in knobs:
             _check_path(base, k, path, f"{where}.{k}")
