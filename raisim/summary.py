@@ -147,7 +147,7 @@ def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
                 paired = (a - b).loc[:, [k for k in METRICS if k in a and METRICS[k][1] == "enrolled"]]
                 mc_diff[d] = {k: _mcse(paired[k]) for k in paired}
         n_draws = len(per_draw)
-        for metric, (what, population, kind) in METRICS.items():
+        for metric, (_, population, kind) in METRICS.items():
             est, lo, hi = _band(np.asarray([per_draw[d][metric] for d in per_draw]))
             rec = {
                 **cell.labels(),
@@ -174,7 +174,6 @@ def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
             else:
                 rec.update(diff_vs_reference=np.nan, diff_q05=np.nan, diff_q95=np.nan, diff_mcse=np.nan)
             records.append(rec)
-            del what
     frame = pd.DataFrame(records)
     write_csv(Path(out) / "summary.csv", frame)
     return frame
