@@ -38,6 +38,9 @@ _warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
 
 __version__ = "0.1.0"
 
+from .arms import arm_protocol, genotype_weights  # noqa: E402
+from .batch import SolverSettings, run_cohort, simulate_cohort  # noqa: E402
+from .cohort import Cohort, cohort_from_patient, sample_cohort  # noqa: E402
 from .dosimetry import Dosimetry  # noqa: E402
 from .errors import InputError  # noqa: E402
 from .iodine import Iodine, IodineChannels  # noqa: E402
@@ -49,17 +52,33 @@ from .pathway import TARGETS, Pathway, target_inhibition  # noqa: E402
 from .pk import PK, DoseTable, one_compartment_oral_closed_form  # noqa: E402
 from .pkpop import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk  # noqa: E402
 from .pkreport import pk_report  # noqa: E402
+from .predict import predict_table  # noqa: E402
 from .protocol import Protocol, load_protocol, protocol_from_dict, protocol_json_schema  # noqa: E402
 from .response import Response, dale_bed_gy, sphere_diameter_mm  # noqa: E402
+from .runner import run_sweep  # noqa: E402
 from .scenarios import STANDARD_REGIMENS, tki_only_protocol  # noqa: E402
 from .schedule import Course, build_doses, enumerate_courses  # noqa: E402
 from .simulate import SimulationResult, build_model, simulate  # noqa: E402
+from .summary import summarise  # noqa: E402
+from .sweep import load_sweep  # noqa: E402
 from .toxicity import Toxicity  # noqa: E402
 from .trials import TrialRow, TrialsTable, load_trials, parse_regimen  # noqa: E402
 from .tsh import TSHForcing  # noqa: E402
 
 __all__ = [
     "Card",
+    "Cohort",
+    "SolverSettings",
+    "arm_protocol",
+    "cohort_from_patient",
+    "genotype_weights",
+    "load_sweep",
+    "predict_table",
+    "run_cohort",
+    "run_sweep",
+    "sample_cohort",
+    "simulate_cohort",
+    "summarise",
     "Course",
     "DoseTable",
     "Dosimetry",
