@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="multi-host: call jax.distributed.initialize() (one process per host)",
     )
+    w.add_argument(
+        "--coordinator", default=None, help="with --distributed: coordinator HOST:PORT (default: from the cluster)"
+    )
+    w.add_argument("--num-processes", type=int, default=None, help="with --distributed: number of processes")
+    w.add_argument("--process-id", type=int, default=None, help="with --distributed: this process's index")
 
     pr = sub.add_parser("predict", help="predictive distribution of each row of a trials table")
     pr.add_argument("--trials", required=True, help="CSV in the trials schema (k and RECIST counts optional)")

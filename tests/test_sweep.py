@@ -247,6 +247,7 @@ def test_two_processes_share_one_run_directory(small_run, tmp_path):
     for p, (_, e) in zip(procs, results, strict=True):
         assert p.returncode == 0, e[-2000:]
     assert "d(CR+PR)" in results[0][0]  # process 0 summarised
+    assert json.loads((run / "manifest.json").read_text())["processes"] == 2
     pd.testing.assert_frame_equal(read_chunks(run).drop(columns="steps"), read_chunks(out).drop(columns="steps"))
     assert (run / "summary.csv").read_bytes() == (out / "summary.csv").read_bytes()
 
