@@ -15,7 +15,9 @@ Conventions where the table is silent (documented in the README):
   therapy activity on the RAI day, imaged 7 days later;
 - ``dosimetry_guided`` uses the standard limits (no protocol cap);
 - a ``response`` row's RAI requires its selection scan (criterion other than
-  ``none``), so its outcome is counted among the treated, as the table does.
+  ``none``), so its outcome is counted among the treated, as the table does;
+- a row without RAI is followed for one month (its outcome is read by the scan),
+  so its solve stops there.
 
 Units: days, mg, hours as in the protocol schema; activities GBq (RAI) and MBq (tracers).
 """
@@ -116,6 +118,8 @@ def arm_protocol(row: TrialRow, genotype: str, source: str = "<trials>") -> Prot
         d["rai"] = rai
         month = row.response_month or 6
         d["followup"] = {"months": sorted({float(month), 12.0})}
+    else:  # no RAI: the outcome is read by the selection scan; follow-up to one month is enough
+        d["followup"] = {"months": [1.0]}
     try:
         return protocol_from_dict(d, f"{source} row {row.line}")
     except InputError as exc:
