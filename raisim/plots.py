@@ -127,7 +127,8 @@ def duration_response_figure(summary: pd.DataFrame, knob: str, dose_response: pd
                 se = s["mcse"].to_numpy(float)
                 lo, hi = y - 1.96 * se, y + 1.96 * se
             c = colors[j % len(colors)]
-            a.plot(x, y, "o-", color=c, label=f"{geno} — {arm}")
+            style = ("-", "--", ":", "-.")[j % 4]  # overlapping groups stay visible
+            a.plot(x, y, marker="osd^v"[j % 5], linestyle=style, color=c, label=f"{geno} — {arm}", markersize=5)
             if np.isfinite(lo).any():
                 a.fill_between(x, lo, hi, color=c, alpha=0.15, linewidth=0)
         a.set_xlabel(x_label)
