@@ -429,11 +429,6 @@ def simulate_cohort(
     return pd.concat([cov, frame], axis=1)
 
 
-def solver_failures(frame: pd.DataFrame) -> int:
-    """Patients whose solve failed (flagged rows)."""
-    return int((~frame["ok"].astype(bool)).sum())
-
-
 __all__ = [
     "RECIST_CODES",
     "SolverSettings",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import sys
 import time
@@ -251,12 +250,3 @@ def read_chunks(out: str | Path, cells: list[int] | None = None) -> pd.DataFrame
     if not files:
         return pd.DataFrame()
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-
-
-def remove_stale_temporaries(out: str | Path) -> int:
-    """Delete temporary files left by a killed run (never complete chunks)."""
-    n = 0
-    for f in (Path(out) / CHUNK_DIR).glob(".*.tmp"):
-        os.unlink(f)
-        n += 1
-    return n

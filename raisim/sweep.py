@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import copy
 import re
-import time
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InputError
 from .params import read_yaml
-from .protocol import Protocol, protocol_from_dict
+from .protocol import Protocol, _submodel, protocol_from_dict
 from .uncertainty import DEFAULT_PRIOR_PARAMETERS, check_parameter
 from .vocab import GENOTYPES, allowed
 
@@ -239,20 +237,13 @@ def _check_path(base: dict, knob: str, path: Path, field: str) -> None:
 
 def _known_field(toks: list[str | int]) -> bool:
     """True when the path names a protocol schema field that the base file leaves at its default."""
-    from pydantic import BaseModel as _BM
-
-    from .protocol import Protocol as _P
-
-    model: type[_BM] | None = _P
+    model: type[BaseModel] | None = Protocol
     for t in toks:
         if isinstance(t, int):
             continue
         if model is None or t not in model.model_fields:
             return False
-        ann = model.model_fields[t].annotation
-        from .protocol import _submodel
-
-        model = _submodel(ann)
+        model = _submodel(model.model_fields[t].annotation)
     return True
 
 
@@ -313,12 +304,3 @@ def work_units(sweep: Sweep, n_draws: int) -> list[Unit]:
 def block_patients(sweep: Sweep, block: int) -> np.ndarray:
     n, chunk = sweep.config.cohort.patients, sweep.config.cohort.chunk
     return np.arange(block * chunk, min((block + 1) * chunk, n))
-
-
-def elapsed(t0: float) -> float:
-    return time.perf_counter() - t0
-
-
-def cell_frame(sweep: Sweep) -> pd.DataFrame:
-    """The grid as a table (one row per cell)."""
-    return pd.DataFrame([c.labels() for c in sweep.cells])
