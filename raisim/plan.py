@@ -34,6 +34,7 @@ from .schedule import (
     channel_arrays,
     day_to_h,
     enumerate_courses,
+    grid_start_h,
 )
 from .simulate import time_grid
 from .tsh import TSHForcing
@@ -129,19 +130,7 @@ def _no_misses(p: Protocol) -> Protocol:
 
 
 def _grid(p: Protocol, courses) -> np.ndarray:
-    starts = [0.0]
-    for c in courses:
-        for ch in build_channels(p, c):
-            starts.append(ch.time_h)
-        for d in administration_days(p, c):
-            before = max(p.tsh.injection_days_before, default=0) if p.tsh.method == "rhTSH" else 0
-            if p.tsh.method == "withdrawal":
-                from .params import card_values
-
-                before = card_values("biology/tsh.yaml")["withdrawal_days_before"]
-            starts.append(day_to_h(d) - 24.0 * before)
-    t_start = math.floor(min(starts) / 24.0) * 24.0 - 24.0
-    return time_grid(p, courses, t_start)
+    return time_grid(p, courses, grid_start_h(p, courses))
 
 
 def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:

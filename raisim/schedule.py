@@ -169,6 +169,25 @@ def channel_arrays(channels: list[Channel], withdrawal: bool, withdrawal_renal_f
     return times, decay, renal, uptake
 
 
+def grid_start_h(p: Protocol, courses: list[Course]) -> float:
+    """Start of the simulation, h: a whole day before the earliest event of any course (first dose,
+    tracer or therapy, rhTSH injection, start of a hormone withdrawal), so every course starts
+    from the untreated steady state."""
+    from .params import card_values
+
+    if p.tsh.method == "rhTSH":
+        before = max(p.tsh.injection_days_before, default=0)
+    elif p.tsh.method == "withdrawal":
+        before = card_values("biology/tsh.yaml")["withdrawal_days_before"]
+    else:
+        before = 0
+    starts = [0.0]
+    for c in courses:
+        starts += [ch.time_h for ch in build_channels(p, c)]
+        starts += [day_to_h(d) - 24.0 * before for d in administration_days(p, c)]
+    return math.floor(min(starts) / 24.0) * 24.0 - 24.0
+
+
 def administration_days(p: Protocol, course: Course) -> list[int]:
     """Days with a radioiodine administration (tracers and therapy), for TSH stimulation."""
     days = [s.day for s in course.scans]
@@ -187,6 +206,7 @@ __all__ = [
     "channel_arrays",
     "administration_days",
     "day_to_h",
+    "grid_start_h",
     "protocol_drugs",
     "ISOTOPE_HALF_LIFE_H",
 ]

@@ -36,7 +36,6 @@ from .pk import PK
 from .protocol import Protocol
 from .response import Response, sphere_diameter_mm
 from .schedule import (
-    FAR_FUTURE_H,
     Course,
     administration_days,
     build_channels,
@@ -44,6 +43,7 @@ from .schedule import (
     channel_arrays,
     day_to_h,
     enumerate_courses,
+    grid_start_h,
     protocol_drugs,
 )
 from .toxicity import Toxicity
@@ -146,13 +146,7 @@ def prepare(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None
     n_channels = max(1, *(len(build_channels(p, c)) for c in courses))
     dose_pad = max(build_doses(p, c, seed).times_h.shape[1] for c in courses)
     scheds = [build_schedule(p, model, c, seed, n_channels, dose_pad) for c in courses]
-    starts = [0.0]
-    for sched, _, channels in scheds:
-        starts.append(min((c.time_h for c in channels if c.time_h < FAR_FUTURE_H / 2), default=0.0))
-        starts.append(float(jnp.min(sched.tsh.injection_times_h)))
-        starts.append(float(jnp.min(sched.tsh.withdrawal_start_h)))
-    t_start = math.floor(min(starts) / 24.0) * 24.0 - 24.0
-    return Prepared(p, model, courses, scheds, time_grid(p, courses, t_start))
+    return Prepared(p, model, courses, scheds, time_grid(p, courses, grid_start_h(p, courses)))
 
 
 def _solve_course(prep: Prepared, course: Course, sched_tuple) -> CourseArrays:
