@@ -404,7 +404,9 @@ def outcome_frame(out: dict[str, np.ndarray], months: list[float], scan_names: l
         else:
             cols[k] = v
     frame = pd.DataFrame(cols)
-    frame["progressed_12m"] = np.where(frame["ok"], (frame["pfs_months"] <= 12.0 + 1e-9), np.nan)
+    followed_12m = max(months) >= 12.0  # a shorter follow-up cannot say who progressed by 12 months
+    progressed = (frame["pfs_months"] <= 12.0 + 1e-9).astype(float)
+    frame["progressed_12m"] = np.where(frame["ok"] & followed_12m, progressed, np.nan)
     return frame
 
 
