@@ -85,7 +85,8 @@ class CellPlan(eqx.Module):
     courses: tuple[CourseSpec, ...]
     readout_scan: Int[Array, ""]  # position of the scan behind "readout success"
     months: Float[Array, " a"]
-    rai_numbers: Float[Array, " 8"]  # activity, target, max, cap, blood limit, ret limit, lung ret limit, stunning
+    rai_numbers: Float[Array, " 8"]  # activity GBq, target Gy, max GBq, cap GBq, blood limit Gy,
+    # 48-h retention limit GBq (the lung limit with diffuse lung metastases), unused, stunning factor
     tsh_method: str = eqx.field(static=True)
     readouts: tuple[str | None, ...] = eqx.field(static=True)  # per scan position (all courses share them)
     policy: str | None = eqx.field(static=True)
