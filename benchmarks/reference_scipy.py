@@ -584,6 +584,7 @@ def reference_patient(p, cohort, models, draws, i: int, rtol: float, atol: float
     followed), with the batched engine's per-patient uniforms, so the two can be compared patient by
     patient.
     """
+    from raisim.batch import scan_names
     from raisim.outcomes import CourseArrays, scan_readouts
     from raisim.plan import _grid
     from raisim.schedule import build_channels, build_doses, enumerate_courses
@@ -596,7 +597,7 @@ def reference_patient(p, cohort, models, draws, i: int, rtol: float, atol: float
     grid = _grid(pi, courses)
     n_ch = max(len(build_channels(pi, c)) for c in courses)
     pad = max(build_doses(pi, c, 0).times_h.shape[1] for c in courses)
-    scan_u = {name: float(draws.scan_u[i, j]) for j, name in enumerate(_scan_names(pi))}
+    scan_u = {name: float(draws.scan_u[i, j]) for j, name in enumerate(scan_names(pi))}
     solved, readouts = [], []
     for c in courses:
         days = build_doses(pi, c, 0).days_on_drug
@@ -628,15 +629,10 @@ def reference_patient(p, cohort, models, draws, i: int, rtol: float, atol: float
     }
 
 
-def _scan_names(p) -> list[str]:
-    from raisim.schedule import enumerate_courses
-
-    return [s.name for s in max(enumerate_courses(p), key=lambda c: len(c.scans)).scans]
-
-
 def _readout_p(p, readouts) -> float:
-    name = p.rai.require if p.rai is not None and p.rai.require else next((s.name for s in p.scans if s.readout), None)
-    r = readouts.get(name)
+    from raisim.plan import readout_scan_name
+
+    r = readouts.get(readout_scan_name(p))
     return float(r.p_success) if r is not None and r.p_success is not None else 0.0
 
 

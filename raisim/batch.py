@@ -37,7 +37,18 @@ from .model import PatientModel, solve
 from .nis import NIS
 from .pathway import Pathway
 from .pk import PK
-from .plan import NO_DAY, CellPlan, CourseSpec, Draws, Padding, ae_day_on_tki, cohort_draws, cut_schedule, plan_cell
+from .plan import (
+    NO_DAY,
+    CellPlan,
+    CourseSpec,
+    Draws,
+    Padding,
+    ae_day_on_tki,
+    cohort_draws,
+    cut_schedule,
+    plan_cell,
+    scan_positions,
+)
 from .protocol import DAYS_PER_MONTH, Protocol
 from .response import Response, sphere_diameter_mm
 from .schedule import protocol_drugs
@@ -411,10 +422,8 @@ def outcome_frame(out: dict[str, np.ndarray], months: list[float], scan_names: l
 
 
 def scan_names(p: Protocol) -> list[str]:
-    """Scan names in the engine's scan positions (the protocol's longest course)."""
-    from .schedule import enumerate_courses
-
-    return [s.name for s in max(enumerate_courses(p), key=lambda c: len(c.scans)).scans]
+    """Scan names in the engine's scan positions (:func:`raisim.plan.scan_positions`)."""
+    return [s.name for s in scan_positions(p)]
 
 
 def simulate_cohort(

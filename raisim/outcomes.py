@@ -93,6 +93,14 @@ def _clean(x):
     return x
 
 
+def grid_index(ts: np.ndarray, t_h: float) -> int:
+    """Index of time ``t_h`` (h) on an output grid; it must be a grid point (within 1e-6 h)."""
+    i = int(np.argmin(np.abs(ts - t_h)))
+    if abs(ts[i] - t_h) > 1e-6:
+        raise ValueError(f"time {t_h} h is not on the output grid")
+    return i
+
+
 @dataclass
 class CourseArrays:
     """A solved course as numpy arrays, with its schedule."""
@@ -106,10 +114,7 @@ class CourseArrays:
     num_steps: int
 
     def index(self, t_h: float) -> int:
-        i = int(np.argmin(np.abs(self.ts - t_h)))
-        if abs(self.ts[i] - t_h) > 1e-6:
-            raise ValueError(f"time {t_h} h is not on the output grid")
-        return i
+        return grid_index(self.ts, t_h)
 
     def channel(self, kind: str, scan: str | None = None) -> int:
         for i, c in enumerate(self.channels):

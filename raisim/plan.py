@@ -24,8 +24,9 @@ from jaxtyping import Array, Bool, Float, Int
 from .cohort import Cohort, patient_uniforms
 from .iodine import IodineChannels
 from .model import PatientModel, Schedule
-from .outcomes import assessment_times_h
-from .protocol import Protocol
+from .outcomes import assessment_times_h, grid_index
+from .params import card_values
+from .protocol import Protocol, Scan
 from .schedule import (
     FAR_FUTURE_H,
     administration_days,
@@ -130,6 +131,22 @@ def _no_misses(p: Protocol) -> Protocol:
     return p.model_copy(update={"treatment": p.treatment.model_copy(update={"missed_dose_probability": 0.0})})
 
 
+def scan_positions(p: Protocol) -> tuple[Scan, ...]:
+    """The scans of the protocol's longest course, in order: the engine's scan positions.
+
+    Every course lists its scans in this order (branches append re-scans), so a
+    position means the same scan in every course.
+    """
+    return max(enumerate_courses(p), key=lambda c: len(c.scans)).scans
+
+
+def readout_scan_name(p: Protocol) -> str | None:
+    """The scan behind "readout success": the one RAI requires, else the first scan with a readout."""
+    if p.rai is not None and p.rai.require:
+        return p.rai.require
+    return next((s.name for s in p.scans if s.readout), None)
+
+
 def _grid(p: Protocol, courses) -> np.ndarray:
     return time_grid(p, courses, grid_start_h(p, courses))
 
@@ -142,13 +159,9 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
     if len(grid) > pad.grid or len(courses) > pad.courses:
         raise ValueError("padding smaller than the cell")
     grid_pad = np.concatenate([grid, np.full(pad.grid - len(grid), grid[-1])])
-    idx = lambda t: _index(grid, t)  # noqa: E731
-    scans_all = p.all_scans()
-    names = [s.name for s in scans_all]
+    idx = lambda t: grid_index(grid, t)  # noqa: E731
     specs = []
     q = _no_misses(p)
-    from .params import card_values
-
     wd_days = card_values("biology/tsh.yaml")["withdrawal_days_before"]
     for c in courses:
         doses = build_doses(q, c, 0, pad_to=pad.doses)
@@ -211,12 +224,9 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
         )
     while len(specs) < pad.courses:  # padding courses never match (no valid condition can hold)
         specs.append(_never(specs[0], pad))
-    # every course lists scans in the same order (branches append re-scans), so readouts align
-    longest = max(courses, key=lambda c: len(c.scans))
-    readouts = tuple(s.readout for s in longest.scans) + (None,) * (pad.scans - len(longest.scans))
-    decide = (
-        p.rai.require if p.rai is not None and p.rai.require else next((s.name for s in p.scans if s.readout), None)
-    )
+    positions = [s.name for s in scan_positions(p)]
+    readouts = tuple(p.scan(n).readout for n in positions) + (None,) * (pad.scans - len(positions))
+    decide = readout_scan_name(p)
     r = p.rai
     rai_numbers = (
         [
@@ -236,7 +246,7 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
         grid_h=jnp.asarray(grid_pad),
         i0=jnp.asarray(idx(0.0)),
         courses=tuple(specs),
-        readout_scan=jnp.asarray([s.name for s in longest.scans].index(decide) if decide in names else -1),
+        readout_scan=jnp.asarray(positions.index(decide) if decide in positions else -1),
         months=jnp.asarray(p.followup.months, dtype=jnp.float64),
         rai_numbers=jnp.asarray(rai_numbers, dtype=jnp.float64),
         tsh_method=p.tsh.method,
@@ -256,8 +266,6 @@ def _never(spec: CourseSpec, pad: Padding) -> CourseSpec:
 
 
 def _withdrawal_factor() -> float:
-    from .params import card_values
-
     return float(card_values("biology/iodine.yaml")["withdrawal_renal_factor"])
 
 
@@ -276,13 +284,6 @@ def _pad(vals, size, fill, dtype) -> np.ndarray:
     return np.asarray(vals + [fill] * (size - len(vals)), dtype=dtype)
 
 
-def _index(grid: np.ndarray, t: float) -> int:
-    i = int(np.argmin(np.abs(grid - t)))
-    if abs(grid[i] - t) > 1e-6:
-        raise ValueError(f"time {t} h is not on the output grid")
-    return i
-
-
 # ---------------------------------------------------------------------------
 # Per-patient draws (host) and the cut of a course at a discontinuation
 # ---------------------------------------------------------------------------
@@ -298,8 +299,7 @@ class Draws(eqx.Module):
 
 def cohort_draws(p: Protocol, cohort: Cohort, n_scans: int) -> Draws:
     """Per-patient uniforms, one stream per scan name (the same draw for a scan in every cell)."""
-    longest = max(enumerate_courses(p), key=lambda c: len(c.scans))
-    cols = [patient_uniforms(cohort.seed, f"scan:{s.name}", cohort.index, 1)[:, 0] for s in longest.scans]
+    cols = [patient_uniforms(cohort.seed, f"scan:{s.name}", cohort.index, 1)[:, 0] for s in scan_positions(p)]
     cols += [np.ones(len(cohort))] * (n_scans - len(cols))
     tox = patient_uniforms(cohort.seed, "toxicity", cohort.index, 2)
     return Draws(jnp.asarray(np.stack(cols, axis=1)), jnp.asarray(tox[:, 0]), jnp.asarray(tox[:, 1]))
