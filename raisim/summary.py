@@ -72,9 +72,9 @@ def patient_indicators(rows: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def draw_metrics(rows: pd.DataFrame) -> dict[str, float]:
-    """Every metric of one cell and one draw."""
-    ind = patient_indicators(rows)
+def draw_metrics(rows: pd.DataFrame, ind: pd.DataFrame | None = None) -> dict[str, float]:
+    """Every metric of one cell and one draw (``ind``: its :func:`patient_indicators`, if already computed)."""
+    ind = patient_indicators(rows) if ind is None else ind
     out = {k: float(ind[k].mean()) if ind[k].notna().any() else np.nan for k in ind}
     treated = rows["treated"].astype(bool) & rows["ok"].astype(bool)
     dose = rows.loc[treated, "best_lesion_gy"].to_numpy(float)
@@ -134,16 +134,17 @@ def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
         ref_rows = rows_of(ref) if ref is not None else None
         per_draw, diffs, mc, mc_diff = {}, {}, {}, {}
         for d, g in rows.groupby("draw"):
-            m = draw_metrics(g)
             ind = patient_indicators(g)
+            m = draw_metrics(g, ind)
             per_draw[d] = m
             mc[d] = {k: _mcse(ind[k]) for k in ind}
             if ref_rows is not None and not ref_rows.empty:
                 rg = ref_rows[ref_rows["draw"] == d]
-                rm = draw_metrics(rg)
+                rind = patient_indicators(rg)
+                rm = draw_metrics(rg, rind)
                 diffs[d] = {k: m[k] - rm[k] for k in m}
                 a = ind.set_index(g["patient"].to_numpy())
-                b = patient_indicators(rg).set_index(rg["patient"].to_numpy())
+                b = rind.set_index(rg["patient"].to_numpy())
                 paired = (a - b).loc[:, [k for k in METRICS if k in a and METRICS[k][1] == "enrolled"]]
                 mc_diff[d] = {k: _mcse(paired[k]) for k in paired}
         n_draws = len(per_draw)
