@@ -17,7 +17,7 @@ Conventions where the table is silent (documented in the README):
 - a ``response`` row's RAI requires its selection scan (criterion other than
   ``none``), so its outcome is counted among the treated, as the table does;
 - a row without RAI is followed for one month (its outcome is read by the scan),
-  so its solve stops there.
+  so its solve stops there; a ``response`` row is followed to its response month.
 
 Units: days, mg, hours as in the protocol schema; activities GBq (RAI) and MBq (tracers).
 """
@@ -42,14 +42,19 @@ _ISOTOPE = {
 BASELINE_DAY = -6
 
 
-def genotype_weights(row: TrialRow, ras_share_of_braf_wt: float | None = None) -> dict[str, float]:
+def genotype_weights(
+    row: TrialRow, ras_share_of_braf_wt: float | None = None, shares: tuple[float, float] | None = None
+) -> dict[str, float]:
     """Patients of each genotype in the arm (expected numbers; exact for counts).
 
-    ``BRAF_WT`` splits into RAS and OTHER by ``ras_share_of_braf_wt`` (default: the
-    population card's RAS share among non-BRAF patients); ``ANY`` by the population card.
+    ``shares`` = (BRAF V600E, RAS) shares of all patients (default: the population
+    card's; a posterior draw has its own). ``ANY`` splits by them; ``BRAF_WT`` into
+    RAS and OTHER by ``ras_share_of_braf_wt`` (default: RAS / (1 − BRAF V600E)).
     """
-    pop = card_values("biology/population.yaml")
-    braf, ras = pop["share_BRAF_V600E"], pop["share_RAS"]
+    if shares is None:
+        pop = card_values("biology/population.yaml")
+        shares = (pop["share_BRAF_V600E"], pop["share_RAS"])
+    braf, ras = shares
     share = ras / (1.0 - braf) if ras_share_of_braf_wt is None else ras_share_of_braf_wt
     out = dict.fromkeys(GENOTYPES, 0.0)
     for key, n in row.composition.counts.items():
@@ -116,8 +121,7 @@ def arm_protocol(row: TrialRow, genotype: str, source: str = "<trials>") -> Prot
         if selection is not None and row.endpoint == "response":
             rai["require"] = "selection"
         d["rai"] = rai
-        month = row.response_month or 6
-        d["followup"] = {"months": sorted({float(month), 12.0})}
+        d["followup"] = {"months": [float(row.response_month or 6)]}
     else:  # no RAI: the outcome is read by the selection scan; follow-up to one month is enough
         d["followup"] = {"months": [1.0]}
     try:

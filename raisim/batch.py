@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Bool, Float
 
-from .cohort import Cohort, cohort_model
+from .cohort import Cohort, cohort_model, stack_models
 from .dosimetry import Dosimetry
 from .iodine import Iodine
 from .model import PatientModel, solve
@@ -352,6 +352,7 @@ def run_cohort(
     pad: Padding | None = None,
     solver: SolverSettings | None = None,
     devices: int | None = None,
+    patient_overrides: list[dict[str, dict]] | None = None,
 ) -> dict[str, np.ndarray]:
     """Simulate every patient of ``cohort`` through protocol ``p`` (genotype ``p.patient.genotype``).
 
@@ -363,6 +364,9 @@ def run_cohort(
         solver: tolerances (default: the protocol's ``solver`` section).
         devices: split the patient axis over this many local devices (default: all local
             devices; the cohort is padded to a multiple and the padding dropped).
+        patient_overrides: instead of ``overrides``, one overrides mapping per patient
+            (population parameters drawn per patient, as calibration's emulator design
+            does); PK overrides are not allowed here.
 
     Returns a dict of numpy arrays with a leading patient axis (see :func:`outcome_frame`).
     """
@@ -373,7 +377,14 @@ def run_cohort(
     extra = (-n) % (n_dev * solver.micro_batch)  # pad with copies of the last patient: whole micro-batches
     if extra:
         cohort = cohort.take(np.concatenate([np.arange(n), np.full(extra, n - 1)]))
-    models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
+    if patient_overrides is not None:
+        if len(patient_overrides) != n or overrides or any("pk" in o for o in patient_overrides):
+            raise ValueError("patient_overrides: one mapping per patient, no pk block, and no overrides")
+        per_patient = [typical_model(p, cohort.max_lesions, o) for o in patient_overrides]
+        per_patient += per_patient[-1:] * extra
+        models = cohort_model(stack_models(per_patient), cohort, stacked=True)
+    else:
+        models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
     draws = cohort_draws(p, cohort, len(plan.readouts))
     mask = jnp.asarray(cohort.lesion_mask)
     tg0 = jnp.asarray(cohort.baseline_tg_ng_ml)

@@ -12,8 +12,6 @@ import json
 import sys
 import warnings
 
-import numpy as np
-
 from .errors import EXIT_BAD_INPUT, InputError
 
 
@@ -64,14 +62,26 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--posterior",
         default=None,
-        help="parameter draws: a CSV with card:parameter columns (default: the shipped posterior once "
-        "calibration has made one, else the cards' typical values)",
+        help="parameter draws: a posterior.nc of raisim calibrate or a CSV with card:parameter columns "
+        "(default: the shipped models/posterior/posterior.nc)",
     )
     pr.add_argument("--prior-draws", type=int, default=0, help="instead: this many draws from the card priors")
-    pr.add_argument("--draws", type=int, default=20, help="posterior draws used (evenly spaced; default 20)")
-    pr.add_argument("--patients", type=int, default=64, help="virtual patients per arm and genotype (default 64)")
+    pr.add_argument("--draws", type=int, default=8, help="posterior draws used (evenly spaced; default 8)")
+    pr.add_argument("--patients", type=int, default=32, help="virtual patients per arm, genotype and draw (default 32)")
     pr.add_argument("--json", action="store_true", help="print the JSON of the CLI contract")
     pr.add_argument("--seed", type=int, default=0, help="virtual cohort and prior-draw seed")
+
+    ca = sub.add_parser("calibrate", help="fit the population parameters to the trials table (NUTS or SVI)")
+    ca.add_argument("config", help="calibration YAML (configs/calibration/*.yaml)")
+    ca.add_argument("--out", required=True, help="output directory")
+    ca.add_argument(
+        "--seed", type=int, default=None, help="design, sampler and predictive seed (default: the config's)"
+    )
+    ca.add_argument("--method", choices=("nuts", "svi"), default=None, help="override the config's method")
+    ca.add_argument("--leave-out", default=None, metavar="TRIAL", help="fit without this trial's rows and predict them")
+    ca.add_argument("--emulator", default=None, help="a trained emulator .npz (default: the config's, else shipped)")
+    ca.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     sc = sub.add_parser("schema", help="print the JSON schema of protocol files")
     sc.add_argument("--indent", type=int, default=2)
@@ -274,52 +284,45 @@ def _print_sweep(summary, knobs: list[str], ref: str) -> None:
 
 
 def cmd_predict(args) -> int:
-    from pathlib import Path
-
-    import pandas as pd
-
-    from .params import MODELS_DIR
     from .predict import predict_table, table_lines
+    from .runner import SHIPPED_POSTERIOR
     from .trials import load_trials
-    from .uncertainty import DEFAULT_PRIOR_PARAMETERS, draws_as_overrides, prior_draws, typical_draws
+    from .uncertainty import DEFAULT_PRIOR_PARAMETERS, evenly_spaced, prior_draws, read_draws, typical_draws
 
     table = load_trials(args.trials, observed=False)
     if args.patients < 1:
         raise InputError("<command line>", "--patients", "a number of virtual patients >= 1", got=args.patients)
     if args.prior_draws < 0 or args.draws < 1:
         raise InputError("<command line>", "--prior-draws/--draws", "--prior-draws >= 0 and --draws >= 1")
-    posterior = Path(args.posterior) if args.posterior else None
-    shipped = MODELS_DIR / "posterior" / "posterior.nc"
-    if posterior is None and args.prior_draws == 0 and shipped.exists():
-        posterior = shipped
+    posterior = args.posterior
+    if posterior is None and args.prior_draws == 0 and SHIPPED_POSTERIOR.exists():
+        posterior = SHIPPED_POSTERIOR
     if posterior is not None:
-        if posterior.suffix != ".csv":
-            raise InputError(
-                posterior, "--posterior", "a draws CSV (card:parameter columns); posterior.nc comes with calibration"
-            )
-        try:
-            draws = pd.read_csv(posterior)
-        except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(posterior, "--posterior", f"a readable draws CSV ({type(exc).__name__})") from None
-        draws = draws.iloc[np.linspace(0, len(draws) - 1, min(args.draws, len(draws))).round().astype(int)]
-        source = f"{len(draws)} draws from {posterior}"
+        draws = evenly_spaced(read_draws(posterior, "<command line>", "--posterior"), args.draws)
+        source = f"{len(draws)} posterior draws from {posterior}"
     elif args.prior_draws:
         draws = prior_draws(list(DEFAULT_PRIOR_PARAMETERS), args.prior_draws, args.seed)
         source = f"{args.prior_draws} prior draws"
     else:
         draws = typical_draws()
-        source = "the cards' typical values (no posterior yet)"
+        source = "the cards' typical values (no posterior shipped)"
     print(
         f"raisim predict: {len(table.rows)} rows of {table.path}; parameters: {source}; "
-        f"{args.patients} virtual patients per arm and genotype, seed {args.seed}",
+        f"{args.patients} virtual patients per arm, genotype and draw, seed {args.seed}",
         file=sys.stderr,
     )
-    results = predict_table(table, draws_as_overrides(draws), patients=args.patients, seed=args.seed)
+    results = predict_table(table, draws, patients=args.patients, seed=args.seed)
     if args.json:
         print(json.dumps(results, indent=1))
     else:
         print("\n".join(table_lines(results)))
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    from .calibrate import run_calibration
+
+    return run_calibration(args)
 
 
 def cmd_schema(args) -> int:
@@ -366,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         "simulate": cmd_simulate,
         "sweep": cmd_sweep,
         "predict": cmd_predict,
+        "calibrate": cmd_calibrate,
         "schema": cmd_schema,
         "trials": cmd_trials,
         "version": cmd_version,

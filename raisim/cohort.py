@@ -285,18 +285,58 @@ def _batch(x: Array, n: int) -> Array:
     return jnp.broadcast_to(x, (n, *jnp.shape(x)))
 
 
+def stack_models(models: list[PatientModel]) -> PatientModel:
+    """Typical-value models of several patients (one per patient, e.g. one parameter draw each)
+    as one model whose array leaves carry a leading patient axis.
+
+    Raises ValueError if the models differ in anything but array values (structure,
+    static fields), which one compiled kernel could not represent.
+    """
+    first = models[0]
+    static = [leaf for leaf in jax.tree_util.tree_leaves(first) if not eqx.is_array(leaf)]
+    for m in models[1:]:
+        if jax.tree_util.tree_structure(m) != jax.tree_util.tree_structure(first) or static != [
+            leaf for leaf in jax.tree_util.tree_leaves(m) if not eqx.is_array(leaf)
+        ]:
+            raise ValueError("per-patient models differ in structure or static fields; they cannot share a kernel")
+    return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs) if eqx.is_array(xs[0]) else xs[0], *models)
+
+
+def _scaled(x: Array, f: Array, divide: bool = False) -> Array:
+    """x · f (or x / f) with x (patients, *s) and f (patients, *r): the lower-rank one gets trailing unit axes."""
+    while x.ndim < f.ndim:
+        x = x[..., None]
+    while f.ndim < x.ndim:
+        f = f[..., None]
+    return x / f if divide else x * f
+
+
 def cohort_model(
-    typical: PatientModel, cohort: Cohort, pk_overrides: dict[str, dict[str, float]] | None = None
+    typical: PatientModel,
+    cohort: Cohort,
+    pk_overrides: dict[str, dict[str, float]] | None = None,
+    *,
+    stacked: bool = False,
 ) -> PatientModel:
     """The batched model of a cohort: ``typical`` (one patient, ``max_lesions`` lesion slots)
     with every leaf given a leading patient axis and the cohort's covariates and random
-    effects applied."""
+    effects applied.
+
+    With ``stacked=True``, ``typical`` already has one typical-value model per patient
+    (:func:`stack_models`): patient i's random effects apply to model i. That is how
+    calibration gives every virtual patient its own population-parameter draw.
+    """
     n = len(cohort)
-    m = jax.tree_util.tree_map(lambda x: _batch(x, n) if eqx.is_array(x) else x, typical)
+    if stacked:
+        m = typical
+        lead = lambda x: jnp.asarray(x)  # noqa: E731
+    else:
+        m = jax.tree_util.tree_map(lambda x: _batch(x, n) if eqx.is_array(x) else x, typical)
+        lead = lambda x: jnp.asarray(x)[None]  # noqa: E731
     io = typical.iodine
     w = jnp.asarray(cohort.weight_kg)
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    per_kg = lambda x: x / io.body_mass_kg * w  # noqa: E731
+    per_kg = lambda x: _scaled(lead(x) / lead(io.body_mass_kg), w)  # noqa: E731
     m = eqx.tree_at(
         lambda t: (
             t.pk,
@@ -314,16 +354,16 @@ def cohort_model(
         m,
         (
             cohort_pk(typical.pk.names, cohort, pk_overrides),
-            typical.pathway.ic50_nM[None] * f(cohort.potency_scale)[:, None, None],
-            typical.nis.capacity[None, :1] * f(cohort.nis_capacity),
+            _scaled(lead(typical.pathway.ic50_nM), f(cohort.potency_scale)),
+            lead(typical.nis.capacity)[:, :1] * f(cohort.nis_capacity),
             f(cohort.lesion_mass_g),
             per_kg(io.ecf_volume_l),
             per_kg(io.blood_volume_l),
             w,
-            io.lesion_uptake_l_per_h_per_g * f(cohort.uptake_scale),
-            io.lesion_retention_t_half_h * f(cohort.retention_scale),
-            typical.response.alpha_per_gy[None, :1] * f(cohort.radiosensitivity),
-            typical.response.growth_per_h / f(cohort.doubling_scale),
+            _scaled(lead(io.lesion_uptake_l_per_h_per_g), f(cohort.uptake_scale)),
+            _scaled(lead(io.lesion_retention_t_half_h), f(cohort.retention_scale)),
+            lead(typical.response.alpha_per_gy)[:, :1] * f(cohort.radiosensitivity),
+            _scaled(lead(typical.response.growth_per_h), f(cohort.doubling_scale), divide=True),
         ),
     )
     return m
@@ -339,6 +379,7 @@ __all__ = [
     "Cohort",
     "cohort_from_patient",
     "cohort_model",
+    "stack_models",
     "cohort_pk",
     "lesion_sites",
     "patient_normals",

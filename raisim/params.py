@@ -187,6 +187,6 @@ def all_cards() -> dict[str, Card]:
     out = {}
     for p in sorted(MODELS_DIR.rglob("*.yaml")):
         rel = p.relative_to(MODELS_DIR).as_posix()
-        if rel.startswith(("drugs/", "biology/")):
+        if rel.startswith(("drugs/", "biology/", "calibration/")):
             out[rel] = load_card(p)
     return out

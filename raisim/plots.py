@@ -162,3 +162,31 @@ def duration_response_figure(summary: pd.DataFrame, knob: str, dose_response: pd
     )
     fig.suptitle(title)
     return fig
+
+
+def predictive_figure(table: pd.DataFrame, title: str):
+    """Observed count fractions against their predictive 90 % and 95 % intervals, one line per count.
+
+    ``table``: the rows of :func:`raisim.calibrate.predictive_table` (n, observed, q05, q95,
+    lo95, hi95, mean). Counts are shown as fractions of each observation's n.
+    """
+    t = table.reset_index(drop=True)
+    labels = [f"{r.trial} {r.arm} · {r['count']} (n={r.n})" for _, r in t.iterrows()]
+    y = np.arange(len(t))[::-1]
+    fig, ax = plt.subplots(figsize=(8.5, 0.22 * len(t) + 1.4))
+    n = t["n"].to_numpy(float)
+    ax.hlines(y, t["lo95"] / n, t["hi95"] / n, color="#9ecae1", lw=5, label="95 % predictive interval")
+    ax.hlines(y, t["q05"] / n, t["q95"] / n, color="#3182bd", lw=2.2, label="90 % predictive interval")
+    ax.plot(t["mean"] / n, y, "|", color="#08519c", ms=9, label="predictive mean")
+    obs = t["observed"].astype(float)
+    inside = t["inside95"].fillna(True).astype(bool)
+    ax.plot((obs / n)[inside], y[inside.to_numpy()], "o", color="black", ms=4, label="observed")
+    ax.plot((obs / n)[~inside], y[~inside.to_numpy()], "o", color="#d62728", ms=5, label="observed, outside 95 %")
+    ax.set_yticks(y, labels, fontsize=6.5)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel("fraction of the arm's patients (count / n)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=6.5, loc="lower right", framealpha=0.9)
+    fig.tight_layout()
+    return fig

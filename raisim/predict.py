@@ -1,15 +1,23 @@
 """Predicting trial outcomes: each row of a trials table → the predictive distribution of its counts.
 
 For every row the arm's protocol (:mod:`raisim.arms`) runs a virtual cohort
-through the batched engine, per genotype of the arm's composition and per
-parameter draw (posterior draws once calibration has made them; until then
-the cards' typical values or prior draws). Per draw the arm's outcome
-probabilities are the cohort means of smooth per-patient quantities — the
-readout's P(success), RECIST categories among the treated, P(grade ≥ 3 AE)
-over the planned days — and the count of ``n`` trial patients is binomial
-(or, per category, the binomial marginal of the multinomial), one component
-per genotype group, mixed over draws. Everything is exact arithmetic on
-probability mass functions: no sampling noise beyond the virtual cohort's.
+through the full model (the batched engine), per genotype of the arm's
+composition and per parameter draw (the shipped posterior by default; or
+prior draws, or the cards' typical values). All draws run in one batch per
+protocol: the same virtual patients (common random numbers) repeated once
+per draw. Per draw the arm's probabilities are those of
+:mod:`raisim.targets` (the same definitions calibration fits): the readout's
+P(success), nested dosimetry given an increase, RECIST categories among the
+treated (weighted by each patient's probability of being selected), and
+P(grade ≥ 3 AE) over the planned days (closed-form). A posterior draw also
+carries the genotype shares (which split ``BRAF_WT`` and ``ANY`` arms) and
+the between-trial SD: a row of a trial is a new trial, so each draw adds a
+fresh trial effect to the logit of its readout probabilities.
+
+The count of ``n`` trial patients is binomial (or, per category, the binomial
+marginal of the multinomial), one component per genotype group, mixed over
+draws. Everything is exact arithmetic on probability mass functions: no
+sampling noise beyond the virtual cohort's.
 
 ``p_tail`` is the two-sided predictive tail probability of the observed
 count, 2·min(P(X ≤ obs), P(X ≥ obs)), capped at 1.
@@ -17,21 +25,22 @@ count, 2·min(P(X ≤ obs), P(X ≥ obs)), capped at 1.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
 from scipy.stats import binom
 
-from .arms import arm_protocol, genotype_weights
-from .batch import SolverSettings, run_cohort
+from .arms import genotype_weights
+from .batch import SolverSettings
 from .cohort import sample_cohort
-from .plan import cell_shapes, merge_padding
+from .targets import arm_probabilities, categories, nested_parent, simulate_runs, table_targets
 from .toxicity import Toxicity
 from .trials import TrialRow, TrialsTable
+from .uncertainty import overrides_from_values
 from .vocab import GENOTYPES
 
 RECIST_NAMES = ("n_cr", "n_pr", "n_sd", "n_pd")
-MIN_TREATED = 5  # fewer treated virtual patients than this: their response is read on the treated course
+LOGIT_SD = "calibration/between_trial.yaml:logit_sd"
 
 
 def _component_pmf(parts: list[tuple[int | float, float]], n: int) -> np.ndarray:
@@ -67,77 +76,77 @@ def summarise_pmf(pmf: np.ndarray, observed: int | None) -> dict:
     }
 
 
-def _groups(row: TrialRow, ras_share: float | None) -> list[tuple[str, float, dict[str, float]]]:
-    """(composition key, patients, genotype weights within the key) of a row."""
+def _groups(row: TrialRow, shares: tuple[float, float]) -> list[tuple[float, dict[str, float]]]:
+    """(patients, genotype weights within the group) per composition entry of a row."""
     out = []
     for key, m in row.composition.counts.items():
         if key in GENOTYPES:
-            out.append((key, m, {key: 1.0}))
+            out.append((m, {key: 1.0}))
         else:
-            fake = row.model_copy(update={"composition": row.composition.model_copy(update={"counts": {key: 1}})})
-            out.append((key, m, genotype_weights(fake, ras_share)))
+            one = row.model_copy(update={"composition": row.composition.model_copy(update={"counts": {key: 1}})})
+            out.append((m, genotype_weights(one, shares=shares)))
     return out
 
 
 def _mixed(groups, per_genotype: dict[str, float]) -> list[tuple[float, float]]:
-    return [(m, sum(w * per_genotype[g] for g, w in weights.items())) for _, m, weights in groups]
+    return [(m, sum(w * per_genotype[g] for g, w in weights.items())) for m, weights in groups]
+
+
+def _draw_values(draws: pd.DataFrame) -> list[dict[str, float]]:
+    return [{k: float(v) for k, v in row.items() if pd.notna(v)} for row in draws.to_dict("records")] or [{}]
 
 
 def predict_table(
     table: TrialsTable,
-    overrides_per_draw: list[dict],
+    draws: pd.DataFrame | None = None,
     *,
     patients: int = 64,
     seed: int = 0,
     max_lesions: int = 5,
     solver: SolverSettings | None = None,
-    ras_share_of_braf_wt: float | None = None,
     progress=None,
 ) -> list[dict]:
-    """The predictive distribution of every row's outcome (DESIGN.md's JSON objects, in row order)."""
-    solver = solver or SolverSettings(1e-6, 1e-9, 100_000)
-    cohort = sample_cohort(patients, seed, max_lesions=max_lesions)
-    needed = {}
-    for row in table.rows:
-        if row.endpoint == "grade3_ae":
-            continue
-        for g in {g for _, _, w in _groups(row, ras_share_of_braf_wt) for g in w}:
-            needed[(row.line, g)] = arm_protocol(row, g, str(table.path))
-    pad = merge_padding([cell_shapes(p) for p in needed.values()]) if needed else None
-    cache: dict[tuple[str, int, bool], dict] = {}
+    """The predictive distribution of every row's outcome (DESIGN.md's JSON objects, in row order).
 
-    def cohort_run(p, d: int, forced: bool) -> dict:
-        key = (p.content_hash(), d, forced)
-        if key not in cache:
-            s = SolverSettings(solver.rtol, solver.atol, solver.max_steps, 0 if forced else None, solver.micro_batch)
-            cache[key] = run_cohort(p, cohort, overrides=overrides_per_draw[d], pad=pad, solver=s)
-            if progress is not None:
-                progress()
-        return cache[key]
-
+    Args:
+        table: the rows to predict (``k`` and counts may be blank).
+        draws: parameter draws, columns ``card:parameter`` (:func:`raisim.uncertainty.read_draws`);
+            None or empty: the cards' typical values.
+        patients: virtual patients per arm, genotype and draw.
+        seed: virtual cohort seed (and the new-trial effects' seed).
+    """
+    values = _draw_values(draws if draws is not None else pd.DataFrame())
+    n_draws = len(values)
+    targets, runs = table_targets(table)
+    parent = nested_parent(table)
+    probs: list[dict[str, float]] = [{} for _ in range(n_draws)]
+    if runs:
+        base = sample_cohort(patients, seed, max_lesions=max_lesions)
+        cohort = base.take(np.tile(np.arange(patients), n_draws))  # the same patients under every draw
+        per_patient = [overrides_from_values(v) for v in values for _ in range(patients)]
+        if all(not o for o in per_patient):
+            outs = simulate_runs(runs, base, solver=solver, progress=progress)
+            blocks = [outs]
+        else:
+            outs = simulate_runs(runs, cohort, patient_overrides=per_patient, solver=solver, progress=progress)
+            blocks = [
+                {k: {f: a[d * patients : (d + 1) * patients] for f, a in o.items()} for k, o in outs.items()}
+                for d in range(n_draws)
+            ]
+        for d, block in enumerate(blocks):
+            probs[d] = arm_probabilities(table, block, targets)
+        if len(blocks) == 1:
+            probs = [probs[0]] * n_draws
+    rng = np.random.default_rng([seed, 17])
+    effects = [rng.standard_normal() * v.get(LOGIT_SD, 0.0) for v in values]
     results = []
     for row in table.rows:
-        groups = _groups(row, ras_share_of_braf_wt)
-        genos = sorted({g for _, _, w in groups for g in w})
-        if row.endpoint in ("uptake", "grade3_ae"):
-            pmf = np.zeros(row.n + 1)
-            for d, ov in enumerate(overrides_per_draw):
-                per_g = {}
-                for g in genos:
-                    if row.endpoint == "grade3_ae":
-                        per_g[g] = _p_grade3(row, g, ov)
-                    else:
-                        out = cohort_run(needed[(row.line, g)], d, False)
-                        per_g[g] = float(np.nanmean(np.where(out["ok"], out["readout_p"], np.nan)))
-                pmf += _component_pmf(_mixed(groups, per_g), row.n)
-            outcomes = {"k": summarise_pmf(pmf, row.k)}
-        else:  # response: RECIST categories among the treated at response_month
-            pmfs = {name: np.zeros(row.n + 1) for name in RECIST_NAMES}
-            for d in range(len(overrides_per_draw)):
-                cat = {g: _categories(needed[(row.line, g)], row, d, cohort_run) for g in genos}
-                for c, name in enumerate(RECIST_NAMES):
-                    pmfs[name] += _component_pmf(_mixed(groups, {g: cat[g][c] for g in genos}), row.n)
-            outcomes = {name: summarise_pmf(pmfs[name], getattr(row, name)) for name in RECIST_NAMES}
+        pmfs = _row_pmfs(row, values, probs, effects, parent)
+        if row.endpoint == "response":
+            obs = {name: getattr(row, name) for name in RECIST_NAMES}
+        else:
+            obs = {"k": row.k}
+        outcomes = {name: summarise_pmf(pmfs[name], obs[name]) for name in obs}
         results.append(
             {
                 "row": row.line,
@@ -153,19 +162,43 @@ def predict_table(
     return results
 
 
-def _categories(p, row: TrialRow, d: int, cohort_run) -> np.ndarray:
-    """P(CR, PR, SD, PD) at the row's month among treated virtual patients of one genotype."""
-    months = list(p.followup.months)
-    a = months.index(float(row.response_month or 6))
-    out = cohort_run(p, d, False)
-    treated = out["ok"] & out["treated"]
-    if treated.sum() < MIN_TREATED:  # too few selected: read the response on the treated course
-        out = cohort_run(p, d, True)
-        treated = out["ok"] & out["treated"]
-    if not treated.any():
-        return np.full(4, math.nan)
-    codes = out["recist"][treated, a]
-    return np.bincount(codes, minlength=4)[:4] / codes.size
+def _row_pmfs(row: TrialRow, values, probs, effects, parent) -> dict[str, np.ndarray]:
+    names = RECIST_NAMES if row.endpoint == "response" else ("k",)
+    pmfs = {name: np.zeros(row.n + 1) for name in names}
+    for d, v in enumerate(values):
+        shares = (
+            v.get("biology/population.yaml:share_BRAF_V600E", None),
+            v.get("biology/population.yaml:share_RAS", None),
+        )
+        groups = _groups(row, None if None in shares else shares)
+        genos = sorted({g for _, w in groups for g in w})
+        shift = lambda p, e=effects[d]: float(expit(logit(np.clip(p, 1e-12, 1 - 1e-12)) + e))  # noqa: E731
+        if row.endpoint == "grade3_ae":
+            per = {"k": {g: _p_grade3(row, g, overrides_from_values(v)) for g in genos}}
+        elif row.endpoint == "uptake":
+            if row.line in parent:  # nested dosimetry: P(increase) · P(threshold | increase)
+                per = {
+                    "k": {
+                        g: shift(probs[d][f"{parent[row.line]}:{g}:readout"])
+                        * shift(probs[d][f"{row.line}:{g}:dosimetry_given_increase"])
+                        for g in genos
+                    }
+                }
+            else:
+                per = {"k": {g: shift(probs[d][f"{row.line}:{g}:readout"]) for g in genos}}
+        else:
+            cat = {
+                g: np.asarray(
+                    categories(
+                        *[probs[d][f"{row.line}:{g}:{q}"] for q in ("pd", "sd_given_not_pd", "pr_given_cr_or_pr")]
+                    )
+                )
+                for g in genos
+            }
+            per = {name: {g: float(np.nan_to_num(cat[g][c], nan=0.0)) for g in genos} for c, name in enumerate(names)}
+        for name in names:
+            pmfs[name] += _component_pmf(_mixed(groups, per[name]), row.n)
+    return pmfs
 
 
 def _p_grade3(row: TrialRow, genotype: str, overrides: dict) -> float:

@@ -24,17 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jax
-import numpy as np
 import pandas as pd
 
 from .batch import SolverSettings, outcome_frame, run_cohort, scan_names
 from .cohort import sample_cohort
 from .errors import InputError
-from .params import all_cards
+from .params import MODELS_DIR, all_cards
 from .plan import cell_shapes, merge_padding
 from .store import atomic_write_bytes, config_hash, manifest, write_json
 from .sweep import Sweep, block_patients, work_units
-from .uncertainty import DEFAULT_PRIOR_PARAMETERS, draws_as_overrides, prior_draws, typical_draws
+from .uncertainty import (
+    DEFAULT_PRIOR_PARAMETERS,
+    draws_as_overrides,
+    evenly_spaced,
+    prior_draws,
+    read_draws,
+    typical_draws,
+)
+
+SHIPPED_POSTERIOR = MODELS_DIR / "posterior" / "posterior.nc"
 
 CHUNK_DIR = "chunks"
 
@@ -72,14 +80,11 @@ def parameter_draws(sweep: Sweep) -> pd.DataFrame:
         return typical_draws()
     if par.source == "prior":
         return prior_draws(list(par.vary or DEFAULT_PRIOR_PARAMETERS), par.draws, sweep.config.seed)
-    path = (sweep.path.parent / par.posterior).resolve()
-    try:
-        table = pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(sweep.path, "parameters.posterior", f"a readable draws CSV ({type(exc).__name__})") from None
+    path = (sweep.path.parent / par.posterior).resolve() if par.posterior else SHIPPED_POSTERIOR
+    table = read_draws(path, sweep.path, "parameters.posterior")
     if len(table) < par.draws:
         raise InputError(sweep.path, "parameters.draws", f"at most the {len(table)} rows of {path.name}")
-    return table.iloc[np.linspace(0, len(table) - 1, par.draws).round().astype(int)].reset_index(drop=True)
+    return evenly_spaced(table, par.draws)
 
 
 def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -> Path:

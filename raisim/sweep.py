@@ -63,7 +63,11 @@ class Parameters(_Strict):
     )
     draws: int = Field(1, gt=0, description="parameter draws (prior/posterior)")
     vary: list[str] | None = Field(None, description="prior: card:parameter names to draw (default: a shipped list)")
-    posterior: str | None = Field(None, description="posterior: a draws table (CSV, columns card:parameter)")
+    posterior: str | None = Field(
+        None,
+        description="posterior: a posterior.nc of raisim calibrate or a draws CSV (columns card:parameter), "
+        "relative to the config (default: the shipped models/posterior/posterior.nc)",
+    )
 
 
 class SolverSettingsConfig(_Strict):
@@ -152,8 +156,6 @@ def load_sweep(path: str | Path, *, seed: int | None = None, patients: int | Non
     if cfg.parameters.source == "prior":
         for name in cfg.parameters.vary or DEFAULT_PRIOR_PARAMETERS:
             check_parameter(name, p, "parameters.vary")
-    if cfg.parameters.source == "posterior" and not cfg.parameters.posterior:
-        raise InputError(p, "parameters.posterior", "a draws table (CSV) when source is posterior")
     sweep = Sweep(cfg, p, raw)
     sweep.cells = _cells(sweep)
     return sweep

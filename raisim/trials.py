@@ -511,6 +511,10 @@ class TrialsTable:
     def __iter__(self) -> Iterator[TrialRow]:
         return iter(self.rows)
 
+    def subset(self, keep) -> TrialsTable:
+        """The rows for which ``keep(row)`` is true (same path; nested groups re-checked)."""
+        return TrialsTable(tuple(r for r in self.rows if keep(r)), self.path)
+
     def by_trial(self) -> dict[str, list[TrialRow]]:
         """Rows grouped by ``trial`` (the unit of the between-trial random effect), in file order."""
         groups: dict[str, list[TrialRow]] = {}

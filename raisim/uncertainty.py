@@ -18,6 +18,7 @@ Each draw is returned as the ``overrides`` mapping that the model builders take
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -63,16 +64,24 @@ def check_parameter(name: str, source: str = "<input>", field: str = "parameters
     return card, key
 
 
+#: Cards of a posterior draw that are not model-block parameters: genotype shares (they
+#: weight an arm's genotypes, :func:`raisim.arms.genotype_weights`) and the between-trial SD.
+NOT_MODEL_CARDS = ("biology/population.yaml", "calibration/between_trial.yaml")
+
+
 def overrides_from_values(values: dict[str, float]) -> dict[str, dict]:
     """``{"card:name": value}`` → the per-block overrides of the model builders.
 
     Drug IC50s go to the pathway block as ``"<key>:<drug>"``; other drug values to
-    ``pk`` as ``{drug: {key: value}}``; biology cards to their block.
+    ``pk`` as ``{drug: {key: value}}``; biology cards to their block. Entries of
+    :data:`NOT_MODEL_CARDS` are left out (they are not part of a patient's model).
     """
     out: dict[str, dict] = {}
     ic50_keys = set(TARGET_IC50_KEYS.values())
     for name, value in values.items():
         card, _, key = name.partition(":")
+        if card in NOT_MODEL_CARDS:
+            continue
         if card.startswith("drugs/"):
             drug = card.removeprefix("drugs/").removesuffix(".yaml")
             if key in ic50_keys:
@@ -120,6 +129,29 @@ def prior_draws(names: list[str], n: int, seed: int) -> pd.DataFrame:
 def typical_draws() -> pd.DataFrame:
     """One draw with no overrides: the cards' typical values."""
     return pd.DataFrame([{}])
+
+
+def read_draws(path: str | Path, source: str | Path, field: str) -> pd.DataFrame:
+    """A draws table from a ``posterior.nc`` (``raisim calibrate``) or a CSV with ``card:parameter`` columns."""
+    p = Path(path)
+    if p.suffix == ".nc":
+        from .calibrate import load_posterior
+
+        if not p.exists():
+            raise InputError(source, field, "an existing posterior.nc or draws CSV", got=str(p))
+        return load_posterior(p)
+    try:
+        return pd.read_csv(p)
+    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(
+            source, field, f"a readable posterior.nc or draws CSV ({type(exc).__name__})", got=str(p)
+        ) from None
+
+
+def evenly_spaced(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """``k`` rows of ``table`` evenly spaced (all rows if it has fewer)."""
+    idx = np.linspace(0, len(table) - 1, min(k, len(table))).round().astype(int)
+    return table.iloc[idx].reset_index(drop=True)
 
 
 def draws_as_overrides(table: pd.DataFrame) -> list[dict[str, dict]]:

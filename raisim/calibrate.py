@@ -1,0 +1,535 @@
+"""``raisim calibrate``: the posterior of the population parameters given the published trial summaries.
+
+Steps (each measured and written to the run directory):
+
+1. the emulator of arm-level probabilities (:mod:`raisim.emulator`):
+   trained here (``design.npz``, ``emulator.npz``, ``emulator_validation.csv``)
+   or read from the config's ``emulator.file`` (the shipped one by default
+   when the trials table is the one it was trained on);
+2. the prior predictive distribution of every observation
+   (``prior_predictive.png``);
+3. NUTS (default; chains run one after another, each with a progress bar) or
+   SVI (a multivariate-normal guide) on :func:`raisim.likelihood.numpyro_model`;
+4. ``posterior.nc`` (arviz InferenceData; the fitted parameters in natural
+   units under their card names, made netCDF-safe, plus ``z``, hazards,
+   shares and trial effects), ``diagnostics.csv`` (per parameter: mean, sd,
+   5/50/95 %, R-hat, bulk and tail ESS; and the run's divergences, wall time
+   and gradient evaluations per second), ``ppc.png``, ``ppc.csv`` and
+   ``manifest.json``.
+
+``--leave-out TRIAL`` drops one trial's rows before fitting, and writes
+``loo.csv``: the left-out rows' observed counts against their predictive
+distribution from the fit without them (a new trial: a fresh trial effect).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Literal
+
+import arviz as az
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from scipy.stats import binom
+
+from .emulator import ArmEmulator, fit_emulator, parameter_space, simulate_design, table_hash, validate
+from .errors import InputError
+from .likelihood import TableLikelihood, numpyro_model
+from .params import MODELS_DIR, read_yaml
+from .predict import summarise_pmf
+from .trials import TrialsTable, load_trials
+
+SHIPPED = MODELS_DIR / "posterior"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmulatorSettings(_Strict):
+    file: str | None = Field(None, description="a trained emulator (.npz); default: the shipped one if it fits")
+    patients: int = Field(1024, ge=16, description="design size: virtual patients, each with its own draw")
+    validation_draws: int = Field(6, ge=0, description="held-out population draws checked on the full model")
+    validation_patients: int = Field(64, ge=8, description="virtual patients per validation draw")
+
+
+class NutsSettings(_Strict):
+    chains: int = Field(4, ge=1)
+    warmup: int = Field(1000, ge=10)
+    samples: int = Field(1000, ge=10)
+    target_accept: float = Field(0.9, gt=0.5, lt=1.0)
+    max_tree_depth: int = Field(8, ge=2, le=12)
+    thin_to: int = Field(1000, ge=10, description="posterior draws kept in posterior.nc")
+
+
+class SviSettings(_Strict):
+    steps: int = Field(3000, ge=10)
+    learning_rate: float = Field(0.01, gt=0)
+    samples: int = Field(1000, ge=10)
+
+
+class CalibrationConfig(_Strict):
+    """``configs/calibration/*.yaml``."""
+
+    trials: str = Field("models/data/trials.csv", description="trials CSV (relative to the working directory)")
+    method: Literal["nuts", "svi"] = "nuts"
+    seed: int = 0
+    parameters: list[str] = Field(min_length=1, description="emulated parameters, card:parameter")
+    emulator: EmulatorSettings = EmulatorSettings()
+    nuts: NutsSettings = NutsSettings()
+    svi: SviSettings = SviSettings()
+
+
+def load_config(path: str | Path) -> CalibrationConfig:
+    """Read and validate a calibration YAML (InputError: file, field, allowed)."""
+    data = read_yaml(path, "calibration YAML file")
+    if not isinstance(data, dict):
+        raise InputError(path, "<root>", "a mapping with parameters, method, emulator, nuts, svi")
+    try:
+        cfg = CalibrationConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise InputError(path, ".".join(str(x) for x in err["loc"]) or "<root>", err["msg"]) from None
+    parameter_space(cfg.parameters, str(path))  # checks every name and prior
+    return cfg
+
+
+# ---------------------------------------------------------------------------
+# Emulator
+# ---------------------------------------------------------------------------
+
+
+def get_emulator(cfg: CalibrationConfig, table: TrialsTable, out: Path, *, log=print, progress=None) -> ArmEmulator:
+    """The emulator for ``table``: the config's or shipped one if it fits, else trained and validated here."""
+    space = parameter_space(cfg.parameters)
+    names = [p.name for p in space]
+    candidates = [Path(cfg.emulator.file)] if cfg.emulator.file else [SHIPPED / "emulator.npz"]
+    for path in candidates:
+        if path.exists():
+            emu = ArmEmulator.load(path)
+            fits = [p.name for p in emu.parameters] == names
+            if fits:
+                try:
+                    TableLikelihood(table, emu)
+                except InputError:
+                    fits = False
+            if fits:
+                log(f"emulator: {path} ({len(emu.keys)} targets, trained on {emu.meta.get('patients')} patients)")
+                return emu
+            if cfg.emulator.file:
+                raise InputError(path, "emulator.file", "an emulator trained on these parameters and trials rows")
+    log(f"emulator: training on {cfg.emulator.patients} virtual patients × every arm (full model)")
+    t0 = time.time()
+    design = simulate_design(table, space, cfg.emulator.patients, cfg.seed, progress=progress)
+    design.save(out / "design.npz")
+    meta = {"patients": cfg.emulator.patients, "seed": cfg.seed, "trials_hash": table_hash(table)}
+    meta["design_wall_s"] = round(time.time() - t0, 1)
+    emu = fit_emulator(design, space, meta)
+    emu.save(out / "emulator.npz")
+    if cfg.emulator.validation_draws:
+        rng = np.random.default_rng([cfg.seed, 11])
+        z = np.clip(rng.standard_normal((cfg.emulator.validation_draws, len(space))), -2.0, 2.0)
+        z[0] = 0.0  # the cards' typical values
+        z = np.clip(z, [p.z_low for p in space], [p.z_high for p in space])
+        frame = validate(emu, table, z, cfg.emulator.validation_patients, cfg.seed + 1, progress=progress)
+        frame.to_csv(out / "emulator_validation.csv", index=False)
+        ok = frame.dropna()
+        log(
+            f"emulator validation ({len(z)} held-out draws × {len(ok['target'].unique())} targets): "
+            f"|error| median {ok['error'].abs().median():.3f}, 90% {ok['error'].abs().quantile(0.9):.3f}, "
+            f"max {ok['error'].abs().max():.3f}; full-model Monte-Carlo SE median {ok['mc_se'].median():.3f}"
+        )
+    return emu
+
+
+# ---------------------------------------------------------------------------
+# Fit
+# ---------------------------------------------------------------------------
+
+
+def fit(cfg: CalibrationConfig, lik: TableLikelihood, *, progress: bool = True) -> tuple[az.InferenceData, dict]:
+    """NUTS or SVI; returns the InferenceData (posterior in natural units) and run statistics."""
+    from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
+    from numpyro.infer.autoguide import AutoMultivariateNormal
+
+    key = jax.random.PRNGKey(cfg.seed)
+    t0 = time.time()
+    stats: dict = {"method": cfg.method}
+    if cfg.method == "nuts":
+        s = cfg.nuts
+        kernel = NUTS(numpyro_model, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth)
+        mcmc = MCMC(
+            kernel,
+            num_warmup=s.warmup,
+            num_samples=s.samples,
+            num_chains=s.chains,
+            chain_method="sequential",
+            progress_bar=progress,
+        )
+        mcmc.run(key, lik, extra_fields=("num_steps", "diverging"))
+        stats["wall_s"] = time.time() - t0
+        steps = np.asarray(mcmc.get_extra_fields()["num_steps"]).sum()
+        # warm-up gradients are not kept: scale the sampling phase's by its share of iterations
+        stats["gradient_evaluations"] = int(steps * (s.warmup + s.samples) / s.samples)
+        stats["divergences"] = int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
+        samples = mcmc.get_samples(group_by_chain=True)
+        stats["chains"], stats["draws_per_chain"] = s.chains, s.samples
+    else:
+        s = cfg.svi
+        from numpyro.optim import Adam
+
+        guide = AutoMultivariateNormal(numpyro_model)
+        svi = SVI(numpyro_model, guide, Adam(s.learning_rate), Trace_ELBO())
+        res = svi.run(key, s.steps, lik, progress_bar=progress)
+        stats["wall_s"] = time.time() - t0
+        stats["gradient_evaluations"] = s.steps
+        stats["divergences"] = 0
+        stats["final_elbo_loss"] = float(res.losses[-1])
+        from numpyro.infer import Predictive
+
+        draws = Predictive(guide, params=res.params, num_samples=s.samples)(jax.random.PRNGKey(cfg.seed + 1), lik)
+        latent = Predictive(numpyro_model, posterior_samples=draws, return_sites=_sites(lik))(
+            jax.random.PRNGKey(cfg.seed + 2), lik
+        )
+        samples = {k: np.asarray(v)[None] for k, v in latent.items()}
+        stats["chains"], stats["draws_per_chain"] = 1, s.samples
+    stats["gradient_evaluations_per_s"] = stats["gradient_evaluations"] / max(stats["wall_s"], 1e-9)
+    return _inference_data(samples, lik), stats
+
+
+def _sites(lik: TableLikelihood) -> list[str]:
+    names = ["z", "log_hazard", "share_BRAF_V600E", "share_RAS", "logit_sd", "trial_effect"]
+    names += [p.name for p in lik.emulator.parameters]
+    names += [f"biology/toxicity.yaml:hazard_per_day_{d}" for d in lik.drugs]
+    return names
+
+
+def safe_name(card_parameter: str) -> str:
+    """``biology/nis.yaml:erk_half_max`` → ``nis.erk_half_max`` (a netCDF-safe variable name)."""
+    card, _, key = card_parameter.partition(":")
+    return f"{Path(card).stem}.{key}"
+
+
+def _inference_data(samples: dict, lik: TableLikelihood) -> az.InferenceData:
+    """Posterior InferenceData: natural-unit parameters named ``<card>.<parameter>`` (attrs map back)."""
+    names = {p.name: safe_name(p.name) for p in lik.emulator.parameters}
+    names |= {f"biology/toxicity.yaml:hazard_per_day_{d}": f"toxicity.hazard_per_day_{d}" for d in lik.drugs}
+    names |= {
+        "share_BRAF_V600E": "population.share_BRAF_V600E",
+        "share_RAS": "population.share_RAS",
+        "logit_sd": "between_trial.logit_sd",
+    }
+    post = {new: np.asarray(samples[old]) for old, new in names.items()}
+    post["z"] = np.asarray(samples["z"])
+    post["trial_effect"] = np.asarray(samples["trial_effect"])
+    idata = az.from_dict(
+        posterior=post,
+        coords={"parameter": [p.name for p in lik.emulator.parameters], "trial": lik.trials},
+        dims={"z": ["parameter"], "trial_effect": ["trial"]},
+    )
+    card_of = {new: (old if ":" in old else _card_of_site(old)) for old, new in names.items()}
+    idata.posterior.attrs["card_parameters"] = json.dumps(card_of)
+    return idata
+
+
+def _card_of_site(site: str) -> str:
+    return {
+        "share_BRAF_V600E": "biology/population.yaml:share_BRAF_V600E",
+        "share_RAS": "biology/population.yaml:share_RAS",
+        "logit_sd": "calibration/between_trial.yaml:logit_sd",
+    }[site]
+
+
+def fitted_variables(idata: az.InferenceData) -> list[str]:
+    """The natural-unit parameter variables of a posterior (``<card>.<parameter>``)."""
+    return list(json.loads(idata.posterior.attrs["card_parameters"]))
+
+
+def thin(idata: az.InferenceData, keep: int) -> az.InferenceData:
+    """Evenly thinned to about ``keep`` draws in total."""
+    n = idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"]
+    step = max(1, math.ceil(n / keep))
+    return idata.isel(draw=slice(None, None, step))
+
+
+def diagnostics(idata: az.InferenceData, stats: dict) -> pd.DataFrame:
+    """Per-parameter summary (mean, sd, q05, q50, q95, r_hat, ess_bulk, ess_tail) plus run columns."""
+    var = fitted_variables(idata)
+    summ = az.summary(idata, var_names=var, kind="all", hdi_prob=0.9, round_to="none")
+    frame = pd.DataFrame(
+        {
+            "parameter": var,
+            "card_parameter": [json.loads(idata.posterior.attrs["card_parameters"])[v] for v in var],
+            "mean": summ["mean"].to_numpy(),
+            "sd": summ["sd"].to_numpy(),
+            "q05": [float(idata.posterior[v].quantile(0.05)) for v in var],
+            "q50": [float(idata.posterior[v].quantile(0.5)) for v in var],
+            "q95": [float(idata.posterior[v].quantile(0.95)) for v in var],
+            "r_hat": summ["r_hat"].to_numpy() if stats["chains"] > 1 else np.nan,
+            "ess_bulk": summ["ess_bulk"].to_numpy(),
+            "ess_tail": summ["ess_tail"].to_numpy(),
+        }
+    )
+    for k in ("method", "divergences", "wall_s", "gradient_evaluations", "gradient_evaluations_per_s"):
+        frame[k] = stats[k]
+    return frame
+
+
+# ---------------------------------------------------------------------------
+# Predictive distributions
+# ---------------------------------------------------------------------------
+
+
+def draw_params(idata: az.InferenceData, lik: TableLikelihood) -> list[dict]:
+    """The likelihood's parameters per posterior draw (chains stacked)."""
+    post = idata.posterior.stack(sample=("chain", "draw"))
+    z = post["z"].transpose("sample", "parameter").to_numpy()
+    haz = np.log(np.stack([post[f"toxicity.hazard_per_day_{d}"].to_numpy() for d in lik.drugs], axis=-1))
+    out = []
+    for i in range(z.shape[0]):
+        out.append(
+            {
+                "z": jnp.asarray(z[i]),
+                "log_hazard": jnp.asarray(haz[i]),
+                "share_BRAF_V600E": float(post["population.share_BRAF_V600E"][i]),
+                "share_RAS": float(post["population.share_RAS"][i]),
+                "logit_sd": float(post["between_trial.logit_sd"][i]),
+                "trial_effect": {
+                    t: float(post["trial_effect"].sel(trial=t)[i]) for t in idata.posterior["trial"].values
+                },
+            }
+        )
+    return out
+
+
+def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_trials: bool) -> pd.DataFrame:
+    """Observed counts against their predictive distribution (exact pmfs mixed over draws).
+
+    A trial the draws have no effect for (``new_trials``, or a left-out trial) gets a
+    fresh effect per draw, N(0, logit_sd²). One row per observation and count.
+    """
+    rng = np.random.default_rng([seed, 13])
+    pmfs: dict[tuple[str, int], np.ndarray] = {}
+    for d in draws:
+        effects = {
+            t: (
+                d["trial_effect"][t] * d["logit_sd"]
+                if (t in d["trial_effect"] and not new_trials)
+                else d["logit_sd"] * rng.standard_normal()
+            )
+            for t in lik.trials
+        }
+        probs = lik.probabilities(d, {t: jnp.asarray(v) for t, v in effects.items()})
+        for ob in lik.observations:
+            p = np.asarray(probs[ob.name])
+            k = np.arange(ob.n + 1)
+            for c in range(len(ob.labels)):
+                pc = p[c] if ob.kind == "multinomial" else p[0]
+                pmfs[(ob.name, c)] = pmfs.get((ob.name, c), 0.0) + binom.pmf(k, ob.n, pc)
+    rows = []
+    for ob in lik.observations:
+        row = lik.rows[ob.lines[0]]
+        for c, label in enumerate(ob.labels):
+            obs = None if ob.counts is None else int(ob.counts[c])
+            s = summarise_pmf(pmfs[(ob.name, c)], obs)
+            lo, hi = _interval(pmfs[(ob.name, c)], 0.95)
+            rows.append(
+                {
+                    "observation": ob.name,
+                    "trial": row.trial,
+                    "arm": row.arm,
+                    "endpoint": row.endpoint,
+                    "criterion": row.criterion,
+                    "count": label,
+                    "n": ob.n,
+                    "observed": obs,
+                    "mean": s["mean"],
+                    "q05": s["q05"],
+                    "q50": s["q50"],
+                    "q95": s["q95"],
+                    "lo95": lo,
+                    "hi95": hi,
+                    "p_tail": s["p_tail"],
+                    "inside95": None if obs is None else bool(lo <= obs <= hi),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _interval(pmf: np.ndarray, mass: float) -> tuple[int, int]:
+    cdf = np.cumsum(pmf / pmf.sum())
+    return int(np.searchsorted(cdf, (1 - mass) / 2 - 1e-12)), int(np.searchsorted(cdf, 1 - (1 - mass) / 2 - 1e-12))
+
+
+def prior_draws_of(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
+    """Draws of the likelihood's parameters from the prior (for the prior predictive)."""
+    from numpyro.infer import Predictive
+
+    s = Predictive(numpyro_model, num_samples=n, return_sites=_sites(lik))(jax.random.PRNGKey(seed), lik, False)
+    return [
+        {
+            "z": s["z"][i],
+            "log_hazard": s["log_hazard"][i],
+            "share_BRAF_V600E": float(s["share_BRAF_V600E"][i]),
+            "share_RAS": float(s["share_RAS"][i]),
+            "logit_sd": float(s["logit_sd"][i]),
+            "trial_effect": {t: float(s["trial_effect"][i, j]) for j, t in enumerate(lik.trials)},
+        }
+        for i in range(n)
+    ]
+
+
+def write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    tmp.replace(path)
+
+
+def write_config_copy(cfg: CalibrationConfig, out: Path) -> None:
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
+
+
+def load_posterior(path: str | Path) -> pd.DataFrame:
+    """Posterior draws of a ``posterior.nc`` as a table with ``card:parameter`` columns (one row per draw)."""
+    try:
+        idata = az.from_netcdf(str(path))
+        cards = json.loads(idata.posterior.attrs["card_parameters"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(
+            path, "posterior", f"a posterior.nc written by raisim calibrate ({type(exc).__name__})"
+        ) from None
+    post = idata.posterior.stack(sample=("chain", "draw"))
+    return pd.DataFrame({cards[v]: post[v].to_numpy() for v in cards})
+
+
+def run_calibration(args) -> int:
+    """``raisim calibrate`` (see the module docstring); returns the exit code."""
+    import sys
+
+    from tqdm import tqdm
+
+    from .plots import predictive_figure
+    from .store import manifest, prepare_out_dir
+
+    cfg = load_config(args.config)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    if args.method:
+        cfg.method = args.method
+    if args.emulator:
+        cfg.emulator.file = args.emulator
+    full = load_trials(cfg.trials)
+    table, left_out = load_trials_for(cfg, args.leave_out, "<command line>")
+    out = prepare_out_dir(args.out, force=args.force)
+    show = not args.no_progress
+
+    def log(msg: str) -> None:
+        print(f"raisim calibrate: {msg}", file=sys.stderr)
+
+    bar = None
+
+    def progress(run) -> None:
+        nonlocal bar
+        if show:
+            if bar is None:
+                bar = tqdm(desc="emulator simulations (arms)", unit="arm", file=sys.stderr)
+            bar.update(1)
+
+    emu = get_emulator(cfg, full, out, log=log, progress=progress)
+    if bar is not None:
+        bar.close()
+    lik = TableLikelihood(table, emu)
+    log(
+        f"{len(lik.observations)} observations of {len(table.rows)} rows, {len(lik.trials)} trials"
+        + (f" (left out: {args.leave_out})" if args.leave_out else "")
+        + f"; {len(emu.parameters)} emulated parameters; method {cfg.method}"
+    )
+    prior = predictive_table(lik, prior_draws_of(lik, 400, cfg.seed + 3), cfg.seed, new_trials=False)
+    prior.to_csv(out / "prior_predictive.csv", index=False)
+    _save_figure(
+        predictive_figure(prior, "prior predictive (emulator): observed vs prior"), out / "prior_predictive.png"
+    )
+    idata, stats = fit(cfg, lik, progress=show)
+    keep = cfg.nuts.thin_to if cfg.method == "nuts" else cfg.svi.samples
+    idata = thin(idata, keep)
+    tmp = out / ".posterior.nc.tmp"
+    idata.to_netcdf(str(tmp))
+    tmp.replace(out / "posterior.nc")
+    diag = diagnostics(idata, stats)
+    diag.to_csv(out / "diagnostics.csv", index=False)
+    draws = draw_params(idata, lik)
+    ppc = predictive_table(lik, draws, cfg.seed, new_trials=False)
+    ppc.to_csv(out / "ppc.csv", index=False)
+    _save_figure(
+        predictive_figure(ppc, f"posterior predictive ({cfg.method}, emulator): observed vs fit"), out / "ppc.png"
+    )
+    extra: dict = {"stats": stats, "emulator": emu.meta, "leave_out": args.leave_out}
+    if left_out is not None:
+        loo = predictive_table(TableLikelihood(left_out, emu), draws, cfg.seed, new_trials=True)
+        loo.to_csv(out / "loo.csv", index=False)
+        extra["loo_inside95"] = f"{int(loo['inside95'].sum())}/{len(loo)}"
+    extra["ppc_inside95"] = f"{int(ppc['inside95'].sum())}/{int(ppc['inside95'].notna().sum())}"
+    write_json(
+        out / "manifest.json", manifest("calibrate", cfg.model_dump(mode="json"), cfg.seed, args.config, **extra)
+    )
+    _print_report(diag, stats, ppc, extra)
+    return 0
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _print_report(diag: pd.DataFrame, stats: dict, ppc: pd.DataFrame, extra: dict) -> None:
+    print(f"{'parameter':<40} {'median':>11} {'90% interval':>25} {'R-hat':>6} {'ESS bulk':>8} {'ESS tail':>8}")
+    for _, r in diag.iterrows():
+        interval = f"{r.q05:.4g} - {r.q95:.4g}"
+        print(f"{r.parameter:<40} {r.q50:>11.4g} {interval:>25} {r.r_hat:>6.3f} {r.ess_bulk:>8.0f} {r.ess_tail:>8.0f}")
+    print(
+        f"{stats['method']}: {stats['chains']} chain(s) × {stats['draws_per_chain']} draws, "
+        f"{stats['divergences']} divergences, {stats['wall_s']:.0f} s, "
+        f"{stats['gradient_evaluations_per_s']:.0f} gradient evaluations/s"
+    )
+    print(f"observed counts inside their 95 % posterior predictive interval: {extra['ppc_inside95']}")
+    if "loo_inside95" in extra:
+        print(f"left-out trial {extra['leave_out']}: inside the 95 % predictive interval: {extra['loo_inside95']}")
+
+
+def load_trials_for(
+    cfg: CalibrationConfig, leave_out: str | None, source: str
+) -> tuple[TrialsTable, TrialsTable | None]:
+    """(the table fitted, the left-out rows or None); an unknown trial is an InputError."""
+    table = load_trials(cfg.trials)
+    if leave_out is None:
+        return table, None
+    trials = sorted({r.trial for r in table.rows})
+    if leave_out not in trials:
+        raise InputError(source, "--leave-out", f"a trial of {cfg.trials}: {', '.join(trials)}", got=leave_out)
+    return table.subset(lambda r: r.trial != leave_out), table.subset(lambda r: r.trial == leave_out)
+
+
+__all__ = [
+    "CalibrationConfig",
+    "diagnostics",
+    "fit",
+    "get_emulator",
+    "load_config",
+    "load_posterior",
+    "predictive_table",
+    "prior_draws_of",
+    "run_calibration",
+    "safe_name",
+    "thin",
+]
