@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint format bench clean
+.PHONY: demo test test-all lint format bench calibrate loo readme-tables clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +27,26 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check raisim tests benchmarks
-	$(VENV)/bin/ruff format --check raisim tests benchmarks
+	$(VENV)/bin/ruff check raisim tests benchmarks scripts
+	$(VENV)/bin/ruff format --check raisim tests benchmarks scripts
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format raisim tests benchmarks
+	$(VENV)/bin/ruff format raisim tests benchmarks scripts
+
+## calibrate: train the emulator on the full model (~30 min on 2 cores), fit NUTS, ship models/posterior/
+calibrate: $(STAMP)
+	$(VENV)/bin/raisim calibrate configs/calibration/default.yaml --out results/calibration --force --retrain
+	$(PY) scripts/ship_posterior.py results/calibration
+	$(PY) scripts/update_readme.py
+
+## loo: leave-one-trial-out fits on the shipped emulator; ships models/posterior/loo.csv and the README table
+loo: $(STAMP)
+	$(PY) scripts/loo.py
+	$(PY) scripts/update_readme.py
+
+## readme-tables: regenerate the README's tables from models/posterior/
+readme-tables: $(STAMP)
+	$(PY) scripts/update_readme.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/single_patient.py

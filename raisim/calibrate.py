@@ -3,7 +3,7 @@
 Steps (each measured and written to the run directory):
 
 1. the emulator of arm-level probabilities (:mod:`raisim.emulator`):
-   trained here (``design.npz``, ``emulator.npz``, ``emulator_validation.csv``)
+   trained here (``design_block*.npz``, ``emulator.npz``, ``emulator_validation.csv``)
    or read from the config's ``emulator.file`` (the shipped one by default
    when the trials table is the one it was trained on);
 2. the prior predictive distribution of every observation
@@ -39,7 +39,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy.stats import binom
 
-from .emulator import ArmEmulator, fit_emulator, parameter_space, simulate_design, table_hash, validate
+from .emulator import (
+    ArmEmulator,
+    fit_emulator,
+    parameter_space,
+    simulate_design,
+    table_hash,
+    validate,
+)
 from .errors import InputError
 from .likelihood import TableLikelihood, numpyro_model
 from .params import MODELS_DIR, read_yaml
@@ -106,11 +113,14 @@ def load_config(path: str | Path) -> CalibrationConfig:
 # ---------------------------------------------------------------------------
 
 
-def get_emulator(cfg: CalibrationConfig, table: TrialsTable, out: Path, *, log=print, progress=None) -> ArmEmulator:
-    """The emulator for ``table``: the config's or shipped one if it fits, else trained and validated here."""
+def get_emulator(
+    cfg: CalibrationConfig, table: TrialsTable, out: Path, *, retrain: bool = False, log=print, progress=None
+) -> ArmEmulator:
+    """The emulator for ``table``: the config's or shipped one if it fits (unless ``retrain``), else
+    trained and validated here."""
     space = parameter_space(cfg.parameters)
     names = [p.name for p in space]
-    candidates = [Path(cfg.emulator.file)] if cfg.emulator.file else [SHIPPED / "emulator.npz"]
+    candidates = [] if retrain else [Path(cfg.emulator.file)] if cfg.emulator.file else [SHIPPED / "emulator.npz"]
     for path in candidates:
         if path.exists():
             emu = ArmEmulator.load(path)
@@ -125,12 +135,12 @@ def get_emulator(cfg: CalibrationConfig, table: TrialsTable, out: Path, *, log=p
                 return emu
             if cfg.emulator.file:
                 raise InputError(path, "emulator.file", "an emulator trained on these parameters and trials rows")
-    log(f"emulator: training on {cfg.emulator.patients} virtual patients × every arm (full model)")
+    log(f"emulator: {cfg.emulator.patients} virtual patients × every arm on the full model (saved blocks reused)")
     t0 = time.time()
-    design = simulate_design(table, space, cfg.emulator.patients, cfg.seed, progress=progress)
-    design.save(out / "design.npz")
+    design = simulate_design(table, space, cfg.emulator.patients, cfg.seed, cache_dir=out, progress=progress)
+    design_wall = round(time.time() - t0, 1)
     meta = {"patients": cfg.emulator.patients, "seed": cfg.seed, "trials_hash": table_hash(table)}
-    meta["design_wall_s"] = round(time.time() - t0, 1)
+    meta["design_wall_s"] = design_wall
     emu = fit_emulator(design, space, meta)
     emu.save(out / "emulator.npz")
     if cfg.emulator.validation_draws:
@@ -317,6 +327,7 @@ def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_
     """
     rng = np.random.default_rng([seed, 13])
     pmfs: dict[tuple[str, int], np.ndarray] = {}
+    probabilities = jax.jit(lik.probabilities)
     for d in draws:
         effects = {
             t: (
@@ -326,7 +337,8 @@ def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_
             )
             for t in lik.trials
         }
-        probs = lik.probabilities(d, {t: jnp.asarray(v) for t, v in effects.items()})
+        params = {k: d[k] for k in ("z", "log_hazard", "share_BRAF_V600E", "share_RAS")}
+        probs = probabilities(params, {t: jnp.asarray(v) for t, v in effects.items()})
         for ob in lik.observations:
             p = np.asarray(probs[ob.name])
             k = np.arange(ob.n + 1)
@@ -439,10 +451,10 @@ def run_calibration(args) -> int:
         nonlocal bar
         if show:
             if bar is None:
-                bar = tqdm(desc="emulator simulations (arms)", unit="arm", file=sys.stderr)
+                bar = tqdm(desc="full-model simulations (arm × genotype runs)", unit="run", file=sys.stderr)
             bar.update(1)
 
-    emu = get_emulator(cfg, full, out, log=log, progress=progress)
+    emu = get_emulator(cfg, full, out, retrain=args.retrain, log=log, progress=progress)
     if bar is not None:
         bar.close()
     lik = TableLikelihood(table, emu)

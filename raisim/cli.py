@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     ca.add_argument("--method", choices=("nuts", "svi"), default=None, help="override the config's method")
     ca.add_argument("--leave-out", default=None, metavar="TRIAL", help="fit without this trial's rows and predict them")
     ca.add_argument("--emulator", default=None, help="a trained emulator .npz (default: the config's, else shipped)")
+    ca.add_argument("--retrain", action="store_true", help="train the emulator on the full model even if one fits")
     ca.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
     ca.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -93,21 +93,28 @@ def typical_course(genotype: str, regimen: str, stop_day: int = 42, tsh: str = "
 
 
 def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
-    """An emulator with random quadratic coefficients for every target of ``table`` (default: the
-    shipped trials) over the default calibration parameters: a stand-in for the trained one."""
+    """An emulator with random weights for every target of ``table`` (default: the shipped trials)
+    over the default calibration parameters: a stand-in for the trained one."""
     import jax.numpy as jnp
     import numpy as np
 
     from raisim.calibrate import load_config
-    from raisim.emulator import ArmEmulator, parameter_space, quadratic_features
+    from raisim.emulator import HIDDEN, ArmEmulator, parameter_space
     from raisim.targets import table_targets
     from raisim.trials import load_trials
 
     table = table if table is not None else load_trials(REPO / "models" / "data" / "trials.csv")
     space = parameter_space(load_config(REPO / "configs" / "calibration" / "default.yaml").parameters)
-    targets, _ = table_targets(table)
-    features = quadratic_features(jnp.zeros(len(space))).shape[0]
+    keys = tuple(dict.fromkeys(t.key for t in table_targets(table)[0]))
+    d, t = len(space), len(keys)
     rng = np.random.default_rng(seed)
-    coef = rng.normal(0.0, scale, (len(targets), features))
-    coef[:, 1 + len(space) :] *= 0.3  # mostly linear, a little curvature
-    return ArmEmulator(tuple(t.key for t in targets), tuple(space), jnp.asarray(coef), {"synthetic": True})
+    return ArmEmulator(
+        keys,
+        tuple(space),
+        w1=jnp.asarray(rng.normal(0.0, 0.5, (HIDDEN, d))),
+        b1=jnp.asarray(rng.normal(0.0, 0.5, HIDDEN)),
+        w2=jnp.asarray(rng.normal(0.0, scale / 4, (t, HIDDEN))),
+        b2=jnp.asarray(rng.normal(0.0, 0.5, t)),
+        lin=jnp.asarray(rng.normal(0.0, scale, (t, d))),
+        meta={"synthetic": True},
+    )

@@ -10,9 +10,7 @@ from raisim.cohort import sample_cohort
 from raisim.emulator import (
     ArmEmulator,
     design_points,
-    fit_logistic,
     parameter_space,
-    quadratic_features,
     values_of,
 )
 from raisim.trials import load_trials
@@ -37,29 +35,25 @@ def test_design_points_are_deterministic_and_inside_the_bounds():
     assert not np.allclose(a, design_points(space, 256, 4))
 
 
-def test_quadratic_features_and_logistic_fit_recover_a_known_surface():
+def test_network_fit_recovers_a_known_arm_probability_surface():
+    """Per-patient Bernoulli outcomes around a known surface (exponential in z, as dose → control
+    is): the fitted emulator's probability is close to the truth where the design has patients."""
+    from raisim.emulator import Design, fit_emulator
+
+    space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/response.yaml:alpha_per_gy"])
     rng = np.random.default_rng(0)
-    z = rng.standard_normal((4000, 3))
-    x = np.asarray(quadratic_features(z))
-    assert x.shape == (4000, 1 + 3 + 6)
-    truth = np.zeros(x.shape[1])
-    truth[[0, 1, 3, 5]] = [-0.5, 1.2, -0.8, 0.4]
-    p = 1 / (1 + np.exp(-x @ truth))
-    coef = fit_logistic(x, p, np.ones(len(p)), ridge=0.0)  # soft labels: exact probabilities
-    np.testing.assert_allclose(coef, truth, atol=1e-3)
-    y = (rng.uniform(size=len(p)) < p).astype(float)  # hard labels: noisy but unbiased
-    coef_hard = fit_logistic(x, y, np.ones(len(p)))
-    np.testing.assert_allclose(coef_hard, truth, atol=0.25)
-
-
-def test_weights_select_the_patients_a_quantity_is_averaged_over():
-    rng = np.random.default_rng(1)
-    z = rng.standard_normal((2000, 1))
-    x = np.asarray(quadratic_features(z))
-    y = np.where(z[:, 0] > 0, 0.9, 0.1)
-    w = (z[:, 0] > 0).astype(float)  # only the z > 0 patients count
-    coef = fit_logistic(x, y, w, ridge=0.0)
-    assert 1 / (1 + np.exp(-x[z[:, 0] > 0.5] @ coef)).mean() == pytest.approx(0.9, abs=0.02)
+    z = design_points(space, 3000, 1)
+    truth = lambda z: 1 / (1 + np.exp(-(1.5 - np.exp(0.8 * z[:, 1]) + 0.7 * z[:, 0])))  # noqa: E731
+    p = truth(z)
+    y = np.stack([(rng.uniform(size=len(p)) < p).astype(float), p])  # hard labels; soft labels
+    w = np.stack([np.ones(len(p)), (z[:, 0] > 0).astype(float)])  # the second counts z0 > 0 patients only
+    emu = fit_emulator(Design(z, ["hard", "soft"], y, w), space)
+    grid = np.array([[a, b] for a in (-1.0, 0.0, 1.0) for b in (-1.5, 0.0, 1.5)])
+    got = np.asarray(emu.probabilities(grid))
+    assert np.abs(got[:, 0] - truth(grid)).max() < 0.08
+    pos = grid[:, 0] > 0
+    assert np.abs(got[pos, 1] - truth(grid)[pos]).max() < 0.03
+    assert emu.meta["penalty"] in (1e-3, 1e-2, 3e-2, 1e-1)
 
 
 def test_emulator_file_round_trip(tmp_path):
@@ -67,6 +61,11 @@ def test_emulator_file_round_trip(tmp_path):
     emu.save(tmp_path / "e.npz")
     back = ArmEmulator.load(tmp_path / "e.npz")
     assert back.keys == emu.keys and back.parameters == emu.parameters and back.meta == emu.meta
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    from raisim.errors import InputError
+
+    with pytest.raises(InputError, match="emulator"):
+        ArmEmulator.load(tmp_path / "bad.npz")
     z = np.linspace(-1, 1, len(emu.parameters))
     np.testing.assert_array_equal(np.asarray(back.logits(z)), np.asarray(emu.logits(z)))
 

@@ -1,0 +1,34 @@
+"""Regenerate the README's generated tables from the shipped calibration outputs (models/posterior/)."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from raisim.report import diagnostics_markdown, emulator_markdown, predictive_markdown, replace_block
+
+REPO = Path(__file__).resolve().parents[1]
+POST = REPO / "models" / "posterior"
+
+
+def blocks() -> dict[str, str]:
+    out = {
+        "calibration-diagnostics": diagnostics_markdown(pd.read_csv(POST / "diagnostics.csv")),
+        "calibration-emulator": emulator_markdown(pd.read_csv(POST / "emulator_validation.csv")),
+        "calibration-ppc": predictive_markdown(pd.read_csv(POST / "ppc.csv")),
+    }
+    if (POST / "loo.csv").exists():
+        out["calibration-loo"] = predictive_markdown(pd.read_csv(POST / "loo.csv"))
+    return out
+
+
+def main() -> None:
+    path = REPO / "README.md"
+    text = path.read_text()
+    for name, body in blocks().items():
+        text = replace_block(text, name, body)
+    path.write_text(text)
+    print("README.md tables regenerated")
+
+
+if __name__ == "__main__":
+    main()
