@@ -33,10 +33,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format raisim tests benchmarks scripts
 
-## calibrate: train the emulator on the full model (~30 min on 2 cores), fit NUTS, ship models/posterior/
+## calibrate: train the emulator on the full model (~50 min on 2 cores), fit NUTS, check on the full model, ship models/posterior/
 calibrate: $(STAMP)
 	$(VENV)/bin/raisim calibrate configs/calibration/default.yaml --out results/calibration --force --retrain
 	$(PY) scripts/ship_posterior.py results/calibration
+	$(PY) scripts/ppc_full_model.py
 	$(PY) scripts/update_readme.py
 
 ## loo: leave-one-trial-out fits on the shipped emulator; ships models/posterior/loo.csv and the README table

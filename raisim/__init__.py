@@ -40,10 +40,22 @@ __version__ = "0.1.0"
 
 from .arms import arm_protocol, genotype_weights  # noqa: E402
 from .batch import SolverSettings, run_cohort, simulate_cohort  # noqa: E402
+from .calibrate import (  # noqa: E402
+    CalibrationConfig,
+    fit_posterior,
+    load_calibration_config,
+    load_posterior,
+    posterior_diagnostics,
+    posterior_params,
+    predictive_table,
+    prior_params,
+)
 from .cohort import Cohort, cohort_from_patient, sample_cohort  # noqa: E402
 from .dosimetry import Dosimetry  # noqa: E402
+from .emulator import ArmEmulator, fit_emulator, parameter_space, simulate_design  # noqa: E402
 from .errors import InputError  # noqa: E402
 from .iodine import Iodine, IodineChannels  # noqa: E402
+from .likelihood import TableLikelihood, numpyro_model  # noqa: E402
 from .model import PatientModel, Schedule, Solution, solve  # noqa: E402
 from .nis import NIS  # noqa: E402
 from .outcomes import LesionOutcome, PatientOutcome, ScanReadout  # noqa: E402
@@ -61,11 +73,31 @@ from .schedule import Course, build_doses, enumerate_courses  # noqa: E402
 from .simulate import SimulationResult, build_model, simulate  # noqa: E402
 from .summary import summarise  # noqa: E402
 from .sweep import load_sweep  # noqa: E402
+from .targets import arm_probabilities, table_targets  # noqa: E402
 from .toxicity import Toxicity  # noqa: E402
 from .trials import TrialRow, TrialsTable, load_trials, parse_regimen  # noqa: E402
 from .tsh import TSHForcing  # noqa: E402
+from .uncertainty import prior_draws, read_draws  # noqa: E402
 
 __all__ = [
+    "ArmEmulator",
+    "CalibrationConfig",
+    "TableLikelihood",
+    "arm_probabilities",
+    "fit_emulator",
+    "fit_posterior",
+    "load_calibration_config",
+    "load_posterior",
+    "numpyro_model",
+    "parameter_space",
+    "posterior_diagnostics",
+    "posterior_params",
+    "predictive_table",
+    "prior_draws",
+    "prior_params",
+    "read_draws",
+    "simulate_design",
+    "table_targets",
     "Card",
     "Cohort",
     "SolverSettings",

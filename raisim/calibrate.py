@@ -62,9 +62,9 @@ class _Strict(BaseModel):
 
 class EmulatorSettings(_Strict):
     file: str | None = Field(None, description="a trained emulator (.npz); default: the shipped one if it fits")
-    patients: int = Field(1024, ge=16, description="design size: virtual patients, each with its own draw")
+    patients: int = Field(2048, ge=16, description="design size: virtual patients, each with its own draw")
     validation_draws: int = Field(6, ge=0, description="held-out population draws checked on the full model")
-    validation_patients: int = Field(64, ge=8, description="virtual patients per validation draw")
+    validation_patients: int = Field(96, ge=8, description="virtual patients per validation draw")
 
 
 class NutsSettings(_Strict):
@@ -94,7 +94,7 @@ class CalibrationConfig(_Strict):
     svi: SviSettings = SviSettings()
 
 
-def load_config(path: str | Path) -> CalibrationConfig:
+def load_calibration_config(path: str | Path) -> CalibrationConfig:
     """Read and validate a calibration YAML (InputError: file, field, allowed)."""
     data = read_yaml(path, "calibration YAML file")
     if not isinstance(data, dict):
@@ -164,7 +164,9 @@ def get_emulator(
 # ---------------------------------------------------------------------------
 
 
-def fit(cfg: CalibrationConfig, lik: TableLikelihood, *, progress: bool = True) -> tuple[az.InferenceData, dict]:
+def fit_posterior(
+    cfg: CalibrationConfig, lik: TableLikelihood, *, progress: bool = True
+) -> tuple[az.InferenceData, dict]:
     """NUTS or SVI; returns the InferenceData (posterior in natural units) and run statistics."""
     from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
     from numpyro.infer.autoguide import AutoMultivariateNormal
@@ -269,7 +271,7 @@ def thin(idata: az.InferenceData, keep: int) -> az.InferenceData:
     return idata.isel(draw=slice(None, None, step))
 
 
-def diagnostics(idata: az.InferenceData, stats: dict) -> pd.DataFrame:
+def posterior_diagnostics(idata: az.InferenceData, stats: dict) -> pd.DataFrame:
     """Per-parameter summary (mean, sd, q05, q50, q95, r_hat, ess_bulk, ess_tail) plus run columns."""
     var = fitted_variables(idata)
     summ = az.summary(idata, var_names=var, kind="all", hdi_prob=0.9, round_to="none")
@@ -297,7 +299,7 @@ def diagnostics(idata: az.InferenceData, stats: dict) -> pd.DataFrame:
 # ---------------------------------------------------------------------------
 
 
-def draw_params(idata: az.InferenceData, lik: TableLikelihood) -> list[dict]:
+def posterior_params(idata: az.InferenceData, lik: TableLikelihood) -> list[dict]:
     """The likelihood's parameters per posterior draw (chains stacked)."""
     post = idata.posterior.stack(sample=("chain", "draw"))
     z = post["z"].transpose("sample", "parameter").to_numpy()
@@ -351,7 +353,7 @@ def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_
         for c, label in enumerate(ob.labels):
             obs = None if ob.counts is None else int(ob.counts[c])
             s = summarise_pmf(pmfs[(ob.name, c)], obs)
-            lo, hi = _interval(pmfs[(ob.name, c)], 0.95)
+            lo, hi = predictive_interval(pmfs[(ob.name, c)], 0.95)
             rows.append(
                 {
                     "observation": ob.name,
@@ -375,12 +377,13 @@ def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_
     return pd.DataFrame(rows)
 
 
-def _interval(pmf: np.ndarray, mass: float) -> tuple[int, int]:
+def predictive_interval(pmf: np.ndarray, mass: float) -> tuple[int, int]:
+    """Equal-tailed interval of a count pmf holding ``mass`` (e.g. 0.95): (lower, upper) counts."""
     cdf = np.cumsum(pmf / pmf.sum())
     return int(np.searchsorted(cdf, (1 - mass) / 2 - 1e-12)), int(np.searchsorted(cdf, 1 - (1 - mass) / 2 - 1e-12))
 
 
-def prior_draws_of(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
+def prior_params(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
     """Draws of the likelihood's parameters from the prior (for the prior predictive)."""
     from numpyro.infer import Predictive
 
@@ -430,7 +433,7 @@ def run_calibration(args) -> int:
     from .plots import predictive_figure
     from .store import manifest, prepare_out_dir
 
-    cfg = load_config(args.config)
+    cfg = load_calibration_config(args.config)
     if args.seed is not None:
         cfg.seed = args.seed
     if args.method:
@@ -463,20 +466,20 @@ def run_calibration(args) -> int:
         + (f" (left out: {args.leave_out})" if args.leave_out else "")
         + f"; {len(emu.parameters)} emulated parameters; method {cfg.method}"
     )
-    prior = predictive_table(lik, prior_draws_of(lik, 400, cfg.seed + 3), cfg.seed, new_trials=False)
+    prior = predictive_table(lik, prior_params(lik, 400, cfg.seed + 3), cfg.seed, new_trials=False)
     prior.to_csv(out / "prior_predictive.csv", index=False)
     _save_figure(
         predictive_figure(prior, "prior predictive (emulator): observed vs prior"), out / "prior_predictive.png"
     )
-    idata, stats = fit(cfg, lik, progress=show)
+    idata, stats = fit_posterior(cfg, lik, progress=show)
     keep = cfg.nuts.thin_to if cfg.method == "nuts" else cfg.svi.samples
     idata = thin(idata, keep)
     tmp = out / ".posterior.nc.tmp"
     idata.to_netcdf(str(tmp))
     tmp.replace(out / "posterior.nc")
-    diag = diagnostics(idata, stats)
+    diag = posterior_diagnostics(idata, stats)
     diag.to_csv(out / "diagnostics.csv", index=False)
-    draws = draw_params(idata, lik)
+    draws = posterior_params(idata, lik)
     ppc = predictive_table(lik, draws, cfg.seed, new_trials=False)
     ppc.to_csv(out / "ppc.csv", index=False)
     _save_figure(
@@ -534,13 +537,15 @@ def load_trials_for(
 
 __all__ = [
     "CalibrationConfig",
-    "diagnostics",
-    "fit",
+    "posterior_diagnostics",
+    "fit_posterior",
     "get_emulator",
-    "load_config",
+    "load_calibration_config",
     "load_posterior",
+    "predictive_interval",
     "predictive_table",
-    "prior_draws_of",
+    "prior_params",
+    "posterior_params",
     "run_calibration",
     "safe_name",
     "thin",

@@ -105,6 +105,7 @@ def predict_table(
     max_lesions: int = 5,
     solver: SolverSettings | None = None,
     progress=None,
+    keep_pmf: bool = False,
 ) -> list[dict]:
     """The predictive distribution of every row's outcome (DESIGN.md's JSON objects, in row order).
 
@@ -114,6 +115,7 @@ def predict_table(
             None or empty: the cards' typical values.
         patients: virtual patients per arm, genotype and draw.
         seed: virtual cohort seed (and the new-trial effects' seed).
+        keep_pmf: also return each outcome's pmf (key ``pmf``, a numpy array; not JSON).
     """
     values = _draw_values(draws if draws is not None else pd.DataFrame())
     n_draws = len(values)
@@ -147,6 +149,9 @@ def predict_table(
         else:
             obs = {"k": row.k}
         outcomes = {name: summarise_pmf(pmfs[name], obs[name]) for name in obs}
+        if keep_pmf:
+            for name in obs:
+                outcomes[name]["pmf"] = pmfs[name] / pmfs[name].sum()
         results.append(
             {
                 "row": row.line,

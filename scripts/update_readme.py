@@ -16,6 +16,8 @@ def blocks() -> dict[str, str]:
         "calibration-emulator": emulator_markdown(pd.read_csv(POST / "emulator_validation.csv")),
         "calibration-ppc": predictive_markdown(pd.read_csv(POST / "ppc.csv")),
     }
+    if (POST / "ppc_full_model.csv").exists():
+        out["calibration-ppc-full"] = predictive_markdown(pd.read_csv(POST / "ppc_full_model.csv"))
     if (POST / "loo.csv").exists():
         out["calibration-loo"] = predictive_markdown(pd.read_csv(POST / "loo.csv"))
     return out

@@ -98,13 +98,13 @@ def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
     import jax.numpy as jnp
     import numpy as np
 
-    from raisim.calibrate import load_config
+    from raisim.calibrate import load_calibration_config
     from raisim.emulator import HIDDEN, ArmEmulator, parameter_space
     from raisim.targets import table_targets
     from raisim.trials import load_trials
 
     table = table if table is not None else load_trials(REPO / "models" / "data" / "trials.csv")
-    space = parameter_space(load_config(REPO / "configs" / "calibration" / "default.yaml").parameters)
+    space = parameter_space(load_calibration_config(REPO / "configs" / "calibration" / "default.yaml").parameters)
     keys = tuple(dict.fromkeys(t.key for t in table_targets(table)[0]))
     d, t = len(space), len(keys)
     rng = np.random.default_rng(seed)

@@ -7,8 +7,7 @@ import pytest
 import yaml
 from helpers import REPO, run_cli, synthetic_emulator
 
-from raisim.calibrate import CalibrationConfig, fit, load_posterior, predictive_table, thin
-from raisim.calibrate import draw_params as posterior_params
+from raisim.calibrate import CalibrationConfig, fit_posterior, load_posterior, posterior_params, predictive_table, thin
 from raisim.likelihood import TableLikelihood
 from raisim.trials import TrialsTable, load_trials
 
@@ -53,19 +52,19 @@ def test_svi_run_writes_the_contract_files(tmp_path, emulator_file):
 
 
 def test_nuts_gives_rhat_and_the_same_numbers_for_the_same_seed(tmp_path, emulator_file):
-    from raisim.calibrate import load_config
+    from raisim.calibrate import load_calibration_config
 
-    cfg = load_config(_config(tmp_path, emulator_file))
+    cfg = load_calibration_config(_config(tmp_path, emulator_file))
     emu = __import__("raisim.emulator", fromlist=["ArmEmulator"]).ArmEmulator.load(emulator_file)
     lik = TableLikelihood(TABLE, emu)
-    a, stats = fit(cfg, lik, progress=False)
-    b, _ = fit(cfg, lik, progress=False)
+    a, stats = fit_posterior(cfg, lik, progress=False)
+    b, _ = fit_posterior(cfg, lik, progress=False)
     var = "nis.erk_half_max"
     np.testing.assert_array_equal(a.posterior[var].values, b.posterior[var].values)
     assert a.posterior.sizes["chain"] == 2 and stats["gradient_evaluations"] > 0
-    from raisim.calibrate import diagnostics
+    from raisim.calibrate import posterior_diagnostics
 
-    diag = diagnostics(a, stats)
+    diag = posterior_diagnostics(a, stats)
     assert diag["r_hat"].notna().all() and (diag["ess_bulk"] > 0).all()
 
 
@@ -147,7 +146,7 @@ def _recovery(method: str, n: int, settings: dict) -> tuple[list[str], list[str]
     cfg = CalibrationConfig.model_validate(
         {"parameters": [p.name for p in emu.parameters], "method": method, "seed": 2, **settings}
     )
-    idata, _ = fit(cfg, TableLikelihood(table, emu), progress=False)
+    idata, _ = fit_posterior(cfg, TableLikelihood(table, emu), progress=False)
     z = idata.posterior["z"].stack(s=("chain", "draw")).values  # (parameter, draws)
     identified, missed = [], []
     for i, p in enumerate(emu.parameters):
