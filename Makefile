@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all lint format bench calibrate loo readme-tables clean
+.PHONY: demo test test-all lint format bench calibrate loo readme-tables validation clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ calibrate: $(STAMP)
 loo: $(STAMP)
 	$(PY) scripts/loo.py
 	$(PY) scripts/update_readme.py
+
+## validation: run the tagged fact/validation tests and regenerate the README's validation table
+validation: $(STAMP)
+	$(PY) scripts/validation_table.py
 
 ## readme-tables: regenerate the README's tables from models/posterior/
 readme-tables: $(STAMP)

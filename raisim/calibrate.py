@@ -48,8 +48,9 @@ from .emulator import (
     validate,
 )
 from .errors import InputError
+from .facts import fact_observations, fit_facts, simulate_facts
 from .likelihood import TableLikelihood, numpyro_model
-from .params import MODELS_DIR, read_yaml
+from .params import MODELS_DIR, load_card, read_yaml
 from .predict import summarise_pmf
 from .trials import TrialsTable, load_trials
 
@@ -159,6 +160,26 @@ def get_emulator(
     return emu
 
 
+FACT_POINTS = 512  # typical-patient simulations for the fact emulator
+
+
+def get_facts(cfg: CalibrationConfig, out: Path, *, retrain: bool = False, log=print) -> ArmEmulator:
+    """The emulator of the biology facts' constraints: the shipped one when it fits (unless
+    ``retrain``), else simulated (cached in ``out``) and fitted here; saved as ``out/facts.npz``."""
+    space = parameter_space(cfg.parameters)
+    shipped = SHIPPED / "facts.npz"
+    if not retrain and shipped.exists():
+        fe = ArmEmulator.load(shipped)
+        if [p.name for p in fe.parameters] == [p.name for p in space] and list(fe.keys) == list(fact_observations()):
+            fe.save(out / "facts.npz")
+            return fe
+    log(f"facts: {FACT_POINTS} typical-patient simulations (raisim/facts.py)")
+    z, values = simulate_facts(space, FACT_POINTS, cfg.seed, out / "facts_design.npz")
+    fe = fit_facts(z, values, space)
+    fe.save(out / "facts.npz")
+    return fe
+
+
 # ---------------------------------------------------------------------------
 # Fit
 # ---------------------------------------------------------------------------
@@ -220,6 +241,8 @@ def _sites(lik: TableLikelihood) -> list[str]:
     names = ["z", "log_hazard", "share_BRAF_V600E", "share_RAS", "logit_sd", "trial_effect"]
     names += [p.name for p in lik.emulator.parameters]
     names += [f"biology/toxicity.yaml:hazard_per_day_{d}" for d in lik.drugs]
+    if lik.facts is not None:
+        names += [f"fact:{n}" for n in lik.facts.keys]
     return names
 
 
@@ -241,6 +264,9 @@ def _inference_data(samples: dict, lik: TableLikelihood) -> az.InferenceData:
     post = {new: np.asarray(samples[old]) for old, new in names.items()}
     post["z"] = np.asarray(samples["z"])
     post["trial_effect"] = np.asarray(samples["trial_effect"])
+    for k, v in samples.items():
+        if k.startswith("fact:"):
+            post[k] = np.asarray(v)
     idata = az.from_dict(
         posterior=post,
         coords={"parameter": [p.name for p in lik.emulator.parameters], "trial": lik.trials},
@@ -310,6 +336,7 @@ def posterior_params(idata: az.InferenceData, lik: TableLikelihood) -> list[dict
             {
                 "z": jnp.asarray(z[i]),
                 "log_hazard": jnp.asarray(haz[i]),
+                "log_hazard_by_drug": dict(zip(lik.drugs, map(float, haz[i]), strict=True)),
                 "share_BRAF_V600E": float(post["population.share_BRAF_V600E"][i]),
                 "share_RAS": float(post["population.share_RAS"][i]),
                 "logit_sd": float(post["between_trial.logit_sd"][i]),
@@ -339,7 +366,8 @@ def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_
             )
             for t in lik.trials
         }
-        params = {k: d[k] for k in ("z", "log_hazard", "share_BRAF_V600E", "share_RAS")}
+        params = {k: d[k] for k in ("z", "share_BRAF_V600E", "share_RAS")}
+        params["log_hazard"] = jnp.asarray([_log_hazard(d, drug, rng) for drug in lik.drugs])
         probs = probabilities(params, {t: jnp.asarray(v) for t, v in effects.items()})
         for ob in lik.observations:
             p = np.asarray(probs[ob.name])
@@ -377,6 +405,15 @@ def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_
     return pd.DataFrame(rows)
 
 
+def _log_hazard(draw: dict, drug: str, rng: np.random.Generator) -> float:
+    """A draw's log grade ≥ 3 hazard of ``drug``; a drug the fit did not see comes from its card prior."""
+    by_drug = draw.get("log_hazard_by_drug", {})
+    if drug in by_drug:
+        return by_drug[drug]
+    prior = load_card("biology/toxicity.yaml").parameters[f"hazard_per_day_{drug}"].prior
+    return math.log(prior.median) + math.log(prior.gsd) * rng.standard_normal()
+
+
 def predictive_interval(pmf: np.ndarray, mass: float) -> tuple[int, int]:
     """Equal-tailed interval of a count pmf holding ``mass`` (e.g. 0.95): (lower, upper) counts."""
     cdf = np.cumsum(pmf / pmf.sum())
@@ -392,6 +429,7 @@ def prior_params(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
         {
             "z": s["z"][i],
             "log_hazard": s["log_hazard"][i],
+            "log_hazard_by_drug": dict(zip(lik.drugs, map(float, s["log_hazard"][i]), strict=True)),
             "share_BRAF_V600E": float(s["share_BRAF_V600E"][i]),
             "share_RAS": float(s["share_RAS"][i]),
             "logit_sd": float(s["logit_sd"][i]),
@@ -460,7 +498,8 @@ def run_calibration(args) -> int:
     emu = get_emulator(cfg, full, out, retrain=args.retrain, log=log, progress=progress)
     if bar is not None:
         bar.close()
-    lik = TableLikelihood(table, emu)
+    facts = get_facts(cfg, out, retrain=args.retrain, log=log)
+    lik = TableLikelihood(table, emu, facts)
     log(
         f"{len(lik.observations)} observations of {len(table.rows)} rows, {len(lik.trials)} trials"
         + (f" (left out: {args.leave_out})" if args.leave_out else "")
@@ -487,9 +526,16 @@ def run_calibration(args) -> int:
     )
     extra: dict = {"stats": stats, "emulator": emu.meta, "leave_out": args.leave_out}
     if left_out is not None:
-        loo = predictive_table(TableLikelihood(left_out, emu), draws, cfg.seed, new_trials=True)
+        loo = predictive_table(TableLikelihood(left_out, emu, facts), draws, cfg.seed, new_trials=True)
         loo.to_csv(out / "loo.csv", index=False)
         extra["loo_inside95"] = f"{int(loo['inside95'].sum())}/{len(loo)}"
+    for name in facts.keys:
+        v = idata.posterior[f"fact:{name}"].values
+        extra[f"fact:{name}"] = {
+            "posterior_mean": float(v.mean()),
+            "q05": float(np.quantile(v, 0.05)),
+            "q95": float(np.quantile(v, 0.95)),
+        }
     extra["ppc_inside95"] = f"{int(ppc['inside95'].sum())}/{int(ppc['inside95'].notna().sum())}"
     write_json(
         out / "manifest.json", manifest("calibrate", cfg.model_dump(mode="json"), cfg.seed, args.config, **extra)

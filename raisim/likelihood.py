@@ -14,6 +14,9 @@ Parameters (priors from the cards, one place per parameter):
   (``calibration/between_trial.yaml``): the between-trial random effect on the
   logit of every readout probability of that trial's rows (non-centred).
 
+Biology facts (:mod:`raisim.facts`, ``calibration/facts.yaml``) enter as soft
+constraints on emulated typical-patient quantities (factor ``fact_<name>``).
+
 Observations (one numpyro site per observation, ``row<line>``):
 
 - ``uptake`` rows: binomial; a nested pair (``i124_increase`` and
@@ -71,9 +74,10 @@ def _composition(row: TrialRow) -> tuple[np.ndarray, float, float]:
 class TableLikelihood:
     """Everything the numpyro model needs about a table, precomputed (static structure)."""
 
-    def __init__(self, table: TrialsTable, emulator: ArmEmulator):
+    def __init__(self, table: TrialsTable, emulator: ArmEmulator, facts: ArmEmulator | None = None):
         self.table = table
         self.emulator = emulator
+        self.facts = facts
         self.trials = sorted({r.trial for r in table.rows})
         self.drugs = sorted({item.drug for r in table.rows for item in r.regimen})
         parent = nested_parent(table)
@@ -233,6 +237,12 @@ def numpyro_model(lik: TableLikelihood, observed: bool = True) -> None:
         numpyro.deterministic(f"biology/toxicity.yaml:hazard_per_day_{d}", jnp.exp(log_hazard[i]))
     params = {"z": z, "log_hazard": log_hazard, "share_BRAF_V600E": share_braf, "share_RAS": share_ras}
     probs = lik.probabilities(params, {t: tau * u[i] for i, t in enumerate(lik.trials)})
+    if lik.facts is not None:  # biology facts as soft constraints (raisim.facts)
+        logit = lik.facts.logits(z)
+        for i, name in enumerate(lik.facts.keys):
+            numpyro.deterministic(f"fact:{name}", jax.nn.sigmoid(logit[i]))  # P(constraint satisfied)
+            if observed:
+                numpyro.factor(f"fact_{name}", jax.nn.log_sigmoid(logit[i]))
     for ob in lik.observations:
         obs = (
             None

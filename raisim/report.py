@@ -73,8 +73,38 @@ def replace_block(text: str, name: str, body: str) -> str:
 
 
 def block(text: str, name: str) -> str:
+    """The text between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` (stripped)."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     return text[text.index(begin) + len(begin) : text.index(end)].strip()
 
 
-__all__ = ["block", "diagnostics_markdown", "emulator_markdown", "predictive_markdown", "replace_block"]
+def validation_markdown(tests: pd.DataFrame, ppc_full: pd.DataFrame) -> str:
+    """Validation status: tagged tests (``docs/validation.csv``) and the trials' full-model PPC."""
+    lines = ["| area | what the model reproduces | result |", "|---|---|---|"]
+    for _, r in tests.iterrows():
+        area = r["test"].split("::")[0].removeprefix("test_")
+        lines.append(f"| {area} | {r['checks']} | {r['outcome']} |")
+    for (trial, arm), g in ppc_full.groupby(["trial", "arm"], sort=False):
+        known = g["inside95"].dropna().astype(bool)
+        if known.empty:
+            continue
+        counts = ", ".join(
+            f"{c} {int(o)} (95 %: {int(lo)}–{int(hi)})"
+            for c, o, lo, hi in zip(g["count"], g["observed"], g["lo95"], g["hi95"], strict=True)
+        )
+        result = "inside" if known.all() else f"{int((~known).sum())} outside"
+        lines.append(f"| trials | {trial} {arm}: observed vs full-model posterior predictive: {counts} | {result} |")
+    passed = int((tests["outcome"] == "passed").sum())
+    lines.append("")
+    lines.append(f"{passed} of {len(tests)} tagged tests passed when the table was generated.")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "block",
+    "diagnostics_markdown",
+    "emulator_markdown",
+    "predictive_markdown",
+    "replace_block",
+    "validation_markdown",
+]

@@ -10,6 +10,7 @@ from pathlib import Path
 FILES = (
     "posterior.nc",
     "emulator.npz",
+    "facts.npz",
     "emulator_validation.csv",
     "diagnostics.csv",
     "ppc.csv",

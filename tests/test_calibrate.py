@@ -182,6 +182,7 @@ def test_posterior_predictive_intervals_are_exact_pmf_quantiles():
     draw = {
         "z": np.zeros(len(emu.parameters)),
         "log_hazard": loc,
+        "log_hazard_by_drug": dict(zip(lik.drugs, loc, strict=True)),
         "share_BRAF_V600E": 0.46,
         "share_RAS": 0.28,
         "logit_sd": 0.5,
@@ -195,3 +196,11 @@ def test_posterior_predictive_intervals_are_exact_pmf_quantiles():
     assert ae["mean"] == pytest.approx(ae["n"] * p)
     assert ae["q95"] == binom.ppf(0.95, ae["n"], p)
     assert thin is not None and posterior_params is not None
+    # a table with fewer drugs (a left-out trial) reads each drug's own hazard, not the fit's array order
+    ras = TABLE.subset(lambda r: r.trial == "MERAIODE")
+    sub = TableLikelihood(ras, emu)
+    row = next(r for r in ras.rows if r.arm == "MERAIODE_RAS_all")  # trametinib alone, 42 d
+    got = predictive_table(sub, [draw], 0, new_trials=True)
+    ae = got[got["observation"] == f"row{row.line}"].iloc[0]
+    want = 1 - np.exp(-np.exp(draw["log_hazard_by_drug"]["trametinib"]) * 42)
+    assert ae["mean"] == pytest.approx(row.n * want)

@@ -22,6 +22,15 @@ def test_readme_tables_are_the_generated_ones(name):
     assert block(README, name) == module.blocks()[name].strip()
 
 
+def test_readme_validation_table_is_generated_from_the_committed_results():
+    from raisim.report import validation_markdown
+
+    tests = pd.read_csv(REPO / "docs" / "validation.csv")
+    ppc = pd.read_csv(REPO / "models" / "posterior" / "ppc_full_model.csv")
+    assert block(README, "validation-status") == validation_markdown(tests, ppc).strip()
+    assert len(tests) >= 20 and set(tests["outcome"]) <= {"passed", "failed", "skipped", "not met (expected failure)"}
+
+
 def test_predictive_table_flags_counts_outside_the_interval_and_counts_them():
     frame = pd.DataFrame(
         [

@@ -1,0 +1,49 @@
+"""Biology facts as calibration constraints: the ratios, their emulator, their likelihood term."""
+
+import jax
+import numpy as np
+import pytest
+from helpers import REPO, synthetic_emulator
+
+from raisim.emulator import ArmEmulator, design_points, parameter_space
+from raisim.facts import fact_observations, fit_facts, nis_log_ratios
+from raisim.likelihood import TableLikelihood, numpyro_model
+from raisim.trials import load_trials
+
+
+@pytest.mark.fact
+def test_the_cards_typical_values_satisfy_every_fact():
+    """NIS of BRAF V600E on dabrafenib + trametinib rises to day 8, falls after day 12, and is
+    below 0.85 x its day-10 level by day 28 with the cards' values."""
+    ratios = nis_log_ratios({})
+    for (name, (threshold, _)), r in zip(fact_observations().items(), ratios, strict=True):
+        assert r > threshold, (name, r, threshold)
+
+
+def test_fact_emulator_learns_where_a_constraint_holds():
+    space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/pathway.yaml:adaptive_gain"])
+    z = design_points(space, 512, 0)
+    values = np.stack([z[:, 0] * 0.1, -z[:, 1] * 0.1, z[:, 0] * 0.1 + 0.1625], axis=1)  # known ratios
+    fe = fit_facts(z, values, space)
+    assert list(fe.keys) == list(fact_observations())
+    p = np.asarray(fe.probabilities(np.array([[1.5, -1.5], [-1.5, 1.5]])))
+    assert (p[0] > 0.9).all() and (p[1] < 0.1).all()
+
+
+def test_facts_enter_the_log_density():
+    from numpyro.infer.util import log_density
+
+    table = load_trials(REPO / "models" / "data" / "trials.csv")
+    emu = synthetic_emulator(table)
+    facts = ArmEmulator.load(REPO / "models" / "posterior" / "facts.npz")
+    params = {"z": jax.numpy.zeros(len(emu.parameters))}
+    from numpyro.handlers import seed, substitute
+
+    def density(lik):  # the other sites drawn with the same seed in both calls
+        model = seed(substitute(numpyro_model, data=params), rng_seed=0)
+        return log_density(model, (lik,), {}, {})[0]
+
+    without = float(density(TableLikelihood(table, emu)))
+    with_facts = float(density(TableLikelihood(table, emu, facts)))
+    expected = float(np.sum(jax.nn.log_sigmoid(facts.logits(params["z"]))))
+    assert with_facts == pytest.approx(without + expected, rel=1e-9, abs=1e-9)
