@@ -6,9 +6,12 @@ RAI days are marked, in clinical days (day 1 = first TKI dose).
 
 from __future__ import annotations
 
+import sys
+
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # files only; in a notebook keep its inline backend so figures show
+    matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
