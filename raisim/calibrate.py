@@ -35,7 +35,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scipy.stats import binom
 
@@ -443,10 +442,6 @@ def write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str))
     tmp.replace(path)
-
-
-def write_config_copy(cfg: CalibrationConfig, out: Path) -> None:
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(), sort_keys=False))
 
 
 def load_posterior(path: str | Path) -> pd.DataFrame:
