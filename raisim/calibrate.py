@@ -438,12 +438,6 @@ def prior_params(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
     ]
 
 
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    tmp.replace(path)
-
-
 def load_posterior(path: str | Path) -> pd.DataFrame:
     """Posterior draws of a ``posterior.nc`` as a table with ``card:parameter`` columns (one row per draw)."""
     try:
@@ -464,7 +458,7 @@ def run_calibration(args) -> int:
     from tqdm import tqdm
 
     from .plots import predictive_figure
-    from .store import manifest, prepare_out_dir
+    from .store import manifest, prepare_out_dir, write_json
 
     cfg = load_calibration_config(args.config)
     if args.seed is not None:
