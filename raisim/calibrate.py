@@ -61,6 +61,8 @@ class _Strict(BaseModel):
 
 
 class EmulatorSettings(_Strict):
+    """The emulator of arm-level probabilities (:mod:`raisim.emulator`)."""
+
     file: str | None = Field(None, description="a trained emulator (.npz); default: the shipped one if it fits")
     patients: int = Field(2048, ge=16, description="design size: virtual patients, each with its own draw")
     validation_draws: int = Field(6, ge=0, description="held-out population draws checked on the full model")
@@ -68,30 +70,39 @@ class EmulatorSettings(_Strict):
 
 
 class NutsSettings(_Strict):
-    chains: int = Field(4, ge=1)
-    warmup: int = Field(1000, ge=10)
-    samples: int = Field(1000, ge=10)
-    target_accept: float = Field(0.9, gt=0.5, lt=1.0)
-    max_tree_depth: int = Field(8, ge=2, le=12)
+    """numpyro NUTS (``method: nuts``)."""
+
+    chains: int = Field(4, ge=1, description="chains (run one after another on CPU, each with its progress bar)")
+    warmup: int = Field(1000, ge=10, description="warm-up iterations per chain (step size and mass matrix)")
+    samples: int = Field(1000, ge=10, description="draws kept per chain after warm-up")
+    target_accept: float = Field(0.9, gt=0.5, lt=1.0, description="target acceptance probability of the step size")
+    max_tree_depth: int = Field(8, ge=2, le=12, description="at most 2^depth leapfrog steps per iteration")
     thin_to: int = Field(1000, ge=10, description="posterior draws kept in posterior.nc")
 
 
 class SviSettings(_Strict):
-    steps: int = Field(3000, ge=10)
-    learning_rate: float = Field(0.01, gt=0)
-    samples: int = Field(1000, ge=10)
+    """numpyro SVI with a multivariate-normal guide (``method: svi``)."""
+
+    steps: int = Field(3000, ge=10, description="Adam steps on the ELBO")
+    learning_rate: float = Field(0.01, gt=0, description="Adam learning rate")
+    samples: int = Field(1000, ge=10, description="draws from the fitted guide kept in posterior.nc")
 
 
 class CalibrationConfig(_Strict):
     """``configs/calibration/*.yaml``."""
 
     trials: str = Field("models/data/trials.csv", description="trials CSV (relative to the working directory)")
-    method: Literal["nuts", "svi"] = "nuts"
-    seed: int = 0
-    parameters: list[str] = Field(min_length=1, description="emulated parameters, card:parameter")
-    emulator: EmulatorSettings = EmulatorSettings()
-    nuts: NutsSettings = NutsSettings()
-    svi: SviSettings = SviSettings()
+    method: Literal["nuts", "svi"] = Field("nuts", description="nuts (4 chains) or svi; the CLI --method replaces it")
+    seed: int = Field(
+        0, description="seed of the design, the sampler and the predictive draws (CLI --seed replaces it)"
+    )
+    parameters: list[str] = Field(
+        min_length=1,
+        description="emulated parameters, `card:parameter` (e.g. `biology/nis.yaml:hill`); priors are the cards'",
+    )
+    emulator: EmulatorSettings = Field(EmulatorSettings(), description="emulator training and validation")
+    nuts: NutsSettings = Field(NutsSettings(), description="NUTS settings")
+    svi: SviSettings = Field(SviSettings(), description="SVI settings")
 
 
 def load_calibration_config(path: str | Path) -> CalibrationConfig:

@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     ca.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
     ca.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    sc = sub.add_parser("schema", help="print the JSON schema of protocol files")
+    sc = sub.add_parser("schema", help="print the JSON schema of protocol, sweep or calibration files")
+    sc.add_argument("--config", choices=("protocol", "sweep", "calibration"), default="protocol")
     sc.add_argument("--indent", type=int, default=2)
     sc.add_argument("--markdown", action="store_true", help="print the field reference table (README) instead")
 
@@ -327,12 +328,20 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .protocol import field_reference_markdown, protocol_json_schema
+    from .report import config_reference_markdown
 
     if args.markdown:
-        print(field_reference_markdown())
-    else:
+        print(config_reference_markdown(args.config))
+    elif args.config == "protocol":
+        from .protocol import protocol_json_schema
+
         print(json.dumps(protocol_json_schema(), indent=args.indent))
+    else:
+        from .calibrate import CalibrationConfig
+        from .sweep import SweepConfig
+
+        model = SweepConfig if args.config == "sweep" else CalibrationConfig
+        print(json.dumps(model.model_json_schema(), indent=args.indent))
     return 0
 
 

@@ -521,10 +521,13 @@ def isotope_decay_per_h(isotope: str) -> float:
     return math.log(2.0) / ISOTOPE_HALF_LIFE_H[isotope]
 
 
-def field_reference_markdown() -> str:
-    """A Markdown table of every protocol field: path, type, default, meaning with units.
+def field_reference_markdown(model: type[BaseModel] | None = None) -> str:
+    """A Markdown table of every field of a config model (default: the protocol): path, type,
+    default, meaning with units.
 
-    The README's config reference is this table (a test keeps them identical).
+    The README's config references are these tables, for protocols, sweeps
+    (:class:`raisim.sweep.SweepConfig`) and calibrations
+    (:class:`raisim.calibrate.CalibrationConfig`); a test keeps them identical.
     """
     rows = ["| field | type | default | meaning (units) |", "|---|---|---|---|"]
 
@@ -545,7 +548,7 @@ def field_reference_markdown() -> str:
                 suffix = ".{genotype}[]." if tname.startswith("dict") else ("[]." if tname.startswith("list") else ".")
                 walk(sub, path + suffix)
 
-    walk(Protocol, "")
+    walk(model or Protocol, "")
     return "\n".join(rows)
 
 
@@ -560,9 +563,8 @@ def _submodel(ann):
 
 def _type_name(ann) -> str:
     return (
-        str(ann)
+        re.sub(r"raisim\.\w+\.", "", str(ann))
         .replace("typing.", "")
-        .replace("raisim.protocol.", "")
         .replace("<class '", "")
         .replace("'>", "")
         .replace("|", "or")
@@ -572,4 +574,6 @@ def _type_name(ann) -> str:
 def _jsonable(x):
     if isinstance(x, BaseModel):
         return x.model_dump(mode="json")
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
     return x

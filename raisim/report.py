@@ -65,6 +65,25 @@ def emulator_markdown(validation: pd.DataFrame) -> str:
     )
 
 
+CONFIG_KINDS = ("protocol", "sweep", "calibration")
+
+
+def config_reference_markdown(kind: str = "protocol") -> str:
+    """The field reference table of one config kind (protocol, sweep or calibration): the
+    README's config reference, generated from the pydantic models."""
+    from .protocol import Protocol, field_reference_markdown
+
+    if kind == "sweep":
+        from .sweep import SweepConfig as model
+    elif kind == "calibration":
+        from .calibrate import CalibrationConfig as model
+    elif kind == "protocol":
+        model = Protocol
+    else:
+        raise ValueError(f"config kind {kind!r}: one of {', '.join(CONFIG_KINDS)}")
+    return field_reference_markdown(model)
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     """``text`` with the block between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` replaced."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
@@ -101,6 +120,8 @@ def validation_markdown(tests: pd.DataFrame, ppc_full: pd.DataFrame) -> str:
 
 
 __all__ = [
+    "CONFIG_KINDS",
+    "config_reference_markdown",
     "block",
     "diagnostics_markdown",
     "emulator_markdown",

@@ -53,7 +53,9 @@ class Arm(_Strict):
 
 class CohortSettings(_Strict):
     patients: int = Field(200, gt=0, description="virtual patients per cell (the same patients in every cell)")
-    max_lesions: int = Field(5, ge=1, le=20, description="lesion slots per patient")
+    max_lesions: int = Field(
+        5, ge=1, le=20, description="lesion slots per patient (counts are drawn; padded slots are masked)"
+    )
     chunk: int = Field(100, gt=0, description="patients per work unit (one Parquet file)")
 
 
@@ -61,7 +63,11 @@ class Parameters(_Strict):
     source: Literal["typical", "prior", "posterior"] = Field(
         "typical", description="typical values (one draw), prior draws, or posterior draws"
     )
-    draws: int = Field(1, gt=0, description="parameter draws (prior/posterior)")
+    draws: int = Field(
+        1,
+        gt=0,
+        description="parameter draws; each cell × draw runs the same patients (posterior draws: evenly spaced)",
+    )
     vary: list[str] | None = Field(None, description="prior: card:parameter names to draw (default: a shipped list)")
     posterior: str | None = Field(
         None,
@@ -72,8 +78,10 @@ class Parameters(_Strict):
 
 class SolverSettingsConfig(_Strict):
     rtol: float = Field(1e-6, gt=0, lt=1e-2, description="relative tolerance of the batched solve")
-    atol: float = Field(1e-9, gt=0, description="absolute tolerance")
-    max_steps: int = Field(100_000, ge=100, description="steps per course before a patient is flagged")
+    atol: float = Field(1e-9, gt=0, description="absolute tolerance (state units: mg, folds, MBq per MBq)")
+    max_steps: int = Field(
+        100_000, ge=100, description="solver steps per course; a patient that needs more is flagged, not dropped"
+    )
     dtype: Literal["float64", "float32"] = Field(
         "float64", description="float32: model, schedules and states in single precision (GPU; use rtol >= 1e-5)"
     )
@@ -83,16 +91,28 @@ class SweepConfig(_Strict):
     """A sweep: base protocol, knobs, genotypes, arms, cohort, parameter draws, solver."""
 
     name: str = Field(description="sweep name shown in outputs")
-    description: str = ""
+    description: str = Field("", description="free text")
     protocol: str = Field(description="base protocol YAML, relative to this file")
     grid: dict[str, list[object]] = Field(description="knob → values (the cartesian product is the grid)")
-    set: dict[str, object] = Field(default_factory=dict, description="knob → value for every cell")
-    genotypes: list[str] = Field(default_factory=lambda: list(GENOTYPES), description="patient genotypes")
-    arms: list[Arm] = Field(default_factory=lambda: [Arm(name="base")], description="protocol variants")
-    compare: dict[str, object] | None = Field(None, description="reference level of the paired differences")
-    cohort: CohortSettings = Field(default_factory=CohortSettings)
-    parameters: Parameters = Field(default_factory=Parameters)
-    solver: SolverSettingsConfig = Field(default_factory=SolverSettingsConfig)
+    set: dict[str, object] = Field(
+        default_factory=dict,
+        description="knob → value for every cell (after the grid values; `end ± N` allowed anywhere)",
+    )
+    genotypes: list[str] = Field(
+        default_factory=lambda: list(GENOTYPES), description="patient genotypes per cell: BRAF_V600E, RAS, OTHER"
+    )
+    arms: list[Arm] = Field(
+        default_factory=lambda: [Arm(name="base")],
+        description="named protocol variants (a variant applies its `set` after the grid's)",
+    )
+    compare: dict[str, object] | None = Field(
+        None,
+        description="reference level of the paired differences, e.g. `{treatment.stop_day: 21}` "
+        "(default: the first value of the first knob)",
+    )
+    cohort: CohortSettings = Field(default_factory=CohortSettings, description="virtual cohort size and work units")
+    parameters: Parameters = Field(default_factory=Parameters, description="where the model parameters come from")
+    solver: SolverSettingsConfig = Field(default_factory=SolverSettingsConfig, description="batched ODE solve")
     seed: int = Field(0, description="cohort and draw seed (the CLI --seed replaces it)")
 
     @field_validator("genotypes")

@@ -1,10 +1,17 @@
-"""Regenerate the README's generated tables from the shipped calibration outputs (models/posterior/)."""
+"""Regenerate the README's generated tables: calibration results (models/posterior/) and the config references."""
 
 from pathlib import Path
 
 import pandas as pd
 
-from raisim.report import diagnostics_markdown, emulator_markdown, predictive_markdown, replace_block
+from raisim.report import (
+    CONFIG_KINDS,
+    config_reference_markdown,
+    diagnostics_markdown,
+    emulator_markdown,
+    predictive_markdown,
+    replace_block,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 POST = REPO / "models" / "posterior"
@@ -20,6 +27,8 @@ def blocks() -> dict[str, str]:
         out["calibration-ppc-full"] = predictive_markdown(pd.read_csv(POST / "ppc_full_model.csv"))
     if (POST / "loo.csv").exists():
         out["calibration-loo"] = predictive_markdown(pd.read_csv(POST / "loo.csv"))
+    for kind in CONFIG_KINDS:
+        out[f"{kind}-fields"] = config_reference_markdown(kind)
     return out
 
 

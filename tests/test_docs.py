@@ -1,6 +1,7 @@
+import pytest
 from helpers import REPO
 
-from raisim.protocol import field_reference_markdown
+from raisim.report import CONFIG_KINDS, block, config_reference_markdown
 
 
 def test_readme_starts_with_the_two_commands():
@@ -8,11 +9,29 @@ def test_readme_starts_with_the_two_commands():
     assert text.split("```")[1].strip().splitlines() == ["make demo", "make test"]
 
 
-def test_readme_field_table_is_the_generated_one():
-    text = (REPO / "README.md").read_text()
-    start = text.index("<!-- BEGIN protocol-fields -->") + len("<!-- BEGIN protocol-fields -->")
-    end = text.index("<!-- END protocol-fields -->")
-    assert text[start:end].strip() == field_reference_markdown().strip()
+@pytest.mark.parametrize("kind", CONFIG_KINDS)
+def test_readme_config_reference_is_the_generated_one(kind):
+    """The README's protocol, sweep and calibration field tables are generated from the
+    pydantic models (`make readme-tables`), so a new or renamed field shows up here."""
+    assert block((REPO / "README.md").read_text(), f"{kind}-fields") == config_reference_markdown(kind).strip()
+
+
+@pytest.mark.parametrize("kind", CONFIG_KINDS)
+def test_every_config_field_is_described(kind):
+    rows = [r for r in config_reference_markdown(kind).splitlines()[2:]]
+    assert len(rows) >= 10
+    for r in rows:
+        assert r.rstrip(" |").split("|")[-1].strip(), r
+
+
+def test_schema_cli_prints_each_reference(capsys):
+    from raisim.cli import main
+
+    for kind in CONFIG_KINDS:
+        assert main(["schema", "--config", kind, "--markdown"]) == 0
+        assert capsys.readouterr().out.strip() == config_reference_markdown(kind).strip()
+    assert main(["schema", "--config", "sweep"]) == 0
+    assert '"grid"' in capsys.readouterr().out
 
 
 def test_readme_python_examples_run():
