@@ -45,11 +45,11 @@ BASELINE_DAY = -6
 def genotype_weights(
     row: TrialRow, ras_share_of_braf_wt: float | None = None, shares: tuple[float, float] | None = None
 ) -> dict[str, float]:
-    """Patients of each genotype in the arm (expected numbers; exact for counts).
+    """Patients of each genotype in the arm (expected numbers of patients; exact for counts).
 
-    ``shares`` = (BRAF V600E, RAS) shares of all patients (default: the population
-    card's; a posterior draw has its own). ``ANY`` splits by them; ``BRAF_WT`` into
-    RAS and OTHER by ``ras_share_of_braf_wt`` (default: RAS / (1 − BRAF V600E)).
+    ``shares`` = (BRAF V600E, RAS) fractions of all patients, each in [0, 1] (default: the
+    population card's; a posterior draw has its own). ``ANY`` splits by them; ``BRAF_WT`` into
+    RAS and OTHER by ``ras_share_of_braf_wt`` (fraction in [0, 1]; default: RAS / (1 − BRAF V600E)).
     """
     if shares is None:
         pop = card_values("biology/population.yaml")
@@ -71,7 +71,11 @@ def genotype_weights(
 
 
 def arm_protocol(row: TrialRow, genotype: str, source: str = "<trials>") -> Protocol:
-    """The protocol a patient of ``genotype`` followed in the arm of ``row`` (see the module conventions)."""
+    """The protocol a patient of ``genotype`` followed in the arm of ``row`` (see the module conventions).
+
+    Units as in the protocol schema: days are study days, doses mg, intervals h, the RAI
+    activity GBq (``row.rai_gbq``) and a post-therapy scan's activity MBq.
+    """
     drugs = [
         {"drug": item.drug, "dose_mg": item.dose_mg, "interval_h": item.interval_h}
         for item in row.regimen

@@ -58,7 +58,13 @@ RECIST_CODES = ("CR", "PR", "SD", "PD")
 
 
 class SolverSettings(eqx.Module):
-    """Tolerances and step budget of the batched solve (static: part of the compiled function)."""
+    """Tolerances and step budget of the batched solve (static: part of the compiled function).
+
+    ``rtol``: relative tolerance (dimensionless); ``atol``: absolute tolerance, in each state's
+    own units (mg, fold, MBq per MBq, ...); ``max_steps``: solver step budget (a count);
+    ``course``: index of the course to follow whatever the readouts (None: the drawn one);
+    ``micro_batch``: patients solved in lockstep (a count); ``dtype``: ``"float64"`` or ``"float32"``.
+    """
 
     rtol: float = eqx.field(static=True, default=1e-7)
     atol: float = eqx.field(static=True, default=1e-10)
@@ -69,13 +75,14 @@ class SolverSettings(eqx.Module):
 
 
 def protocol_solver(p: Protocol, course: int | None = None) -> SolverSettings:
-    """The protocol's ``solver`` section as settings of the batched engine."""
+    """The protocol's ``solver`` section (tolerances, step budget) as settings of the batched engine."""
     return SolverSettings(p.solver.rtol, p.solver.atol, p.solver.max_steps, course)
 
 
 def typical_model(p: Protocol, max_lesions: int, overrides: dict[str, dict] | None = None) -> PatientModel:
     """Typical-value model of the protocol's genotype and regimen with ``max_lesions`` 1-g lesion slots
-    (a 70-kg woman; :func:`raisim.cohort.cohort_model` applies each patient's covariates)."""
+    (a count; a 70-kg woman; :func:`raisim.cohort.cohort_model` applies each patient's covariates).
+    ``overrides``: parameter-card values per block, in the cards' units."""
     o = overrides or {}
     drugs = protocol_drugs(p)
     ones = [1.0] * max_lesions
@@ -368,7 +375,12 @@ def run_cohort(
             (population parameters drawn per patient, as calibration's emulator design
             does); PK overrides are not allowed here.
 
-    Returns a dict of numpy arrays with a leading patient axis (see :func:`outcome_frame`).
+    Returns a dict of numpy arrays with a leading patient axis (see :func:`outcome_frame`):
+    ``activity_gbq`` (GBq), ``best_projected_gy_per_gbq`` (Gy/GBq), ``best_lesion_gy`` and
+    ``best_lesion_bed_gy`` (Gy), ``pfs_months`` (months after the anchor), ``ae_day`` (study
+    day, −1 if none), ``days_on_tki`` (days), ``sum_change_pct``/``tg_change_pct`` (% of
+    baseline), ``p_*`` (probabilities in [0, 1]), ``recist`` (codes 0 CR … 3 PD), ``steps``
+    (solver steps) and booleans.
     """
     solver = solver or protocol_solver(p)
     plan = plan_cell(p, pad)
@@ -407,7 +419,12 @@ def _as_float32(tree):
 
 
 def outcome_frame(out: dict[str, np.ndarray], months: list[float], scan_names: list[str]) -> pd.DataFrame:
-    """One row per patient: flat, typed columns (RECIST as categories CR/PR/SD/PD)."""
+    """One row per patient: flat, typed columns (RECIST as categories CR/PR/SD/PD).
+
+    ``out``: :func:`run_cohort`'s arrays (units there); ``months``: assessment times, months
+    after the anchor (columns ``<name>_<m>m``); ``progressed_12m`` is 0/1 (NaN when the
+    follow-up is shorter than 12 months).
+    """
     cols: dict[str, np.ndarray] = {}
     for k, v in out.items():
         if k in ("recist", "sum_change_pct", "tg_change_pct"):
@@ -444,7 +461,11 @@ def simulate_cohort(
     overrides: dict[str, dict] | None = None,
     solver: SolverSettings | None = None,
 ) -> pd.DataFrame:
-    """Outcome table of ``cohort`` through ``p``: covariates, readouts, RAI, doses, RECIST, PFS, Tg, AEs."""
+    """Outcome table of ``cohort`` through ``p``: covariates, readouts, RAI, doses, RECIST, PFS, Tg, AEs.
+
+    Units as in :func:`run_cohort` and :meth:`raisim.cohort.Cohort.covariates` (activity GBq, dose
+    Gy, PFS months, % changes, probabilities in [0, 1]).
+    """
     out = run_cohort(p, cohort, overrides=overrides, solver=solver)
     frame = outcome_frame(out, list(p.followup.months), scan_names(p))
     cov = pd.DataFrame(cohort.covariates())

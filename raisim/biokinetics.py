@@ -32,7 +32,13 @@ jax.config.update("jax_enable_x64", True)
 
 @dataclass(frozen=True)
 class IodineKinetics:
-    """Kinetics of one oral administration (t = 0 h), as fractions of the administered activity."""
+    """Kinetics of one oral administration (t = 0 h), as fractions of the administered activity.
+
+    ``t_h``: saved times, h. ``whole_body``, ``blood`` (whole blood volume) and ``lesion``
+    (per lesion): activity as a fraction of the administered activity (MBq per MBq,
+    dimensionless), physical decay included. ``residence_*_h``: residence times
+    (time-integrated activity per unit administered activity) to the solve's horizon, h.
+    """
 
     isotope: str
     withdrawal: bool
@@ -45,22 +51,22 @@ class IodineKinetics:
     residence_lesion_h: np.ndarray  # (l,)
 
     def at(self, x: np.ndarray, t_h: float) -> np.ndarray:
-        """Linear interpolation of a saved series at ``t_h`` (h)."""
+        """Linear interpolation of a saved series ``x`` at ``t_h`` (h), in ``x``'s units (per lesion for 2-D ``x``)."""
         x = np.asarray(x)
         if x.ndim == 1:
             return np.asarray(np.interp(t_h, self.t_h, x))
         return np.asarray([np.interp(t_h, self.t_h, x[:, j]) for j in range(x.shape[1])])
 
     def whole_body_retention(self, t_h: float) -> float:
-        """Whole-body retained fraction at ``t_h`` (h), physical decay included."""
+        """Whole-body retained fraction at ``t_h`` (h), physical decay included (dimensionless)."""
         return float(self.at(self.whole_body, t_h))
 
     def lesion_uptake(self, t_h: float) -> np.ndarray:
-        """Fraction of the administered activity in each lesion at ``t_h`` (h), decay included."""
+        """Fraction of the administered activity in each lesion at ``t_h`` (h), decay included (dimensionless)."""
         return self.at(self.lesion, t_h)
 
     def lesion_effective_half_life_h(self, from_h: float, to_h: float) -> np.ndarray:
-        """Effective half-life of each lesion from the log-slope of its activity between two times, h."""
+        """Effective half-life of each lesion, h, from the log-slope of its activity from ``from_h`` to ``to_h`` (h)."""
         a0, a1 = self.lesion_uptake(from_h), self.lesion_uptake(to_h)
         slope = np.log(a0 / a1) / (to_h - from_h)
         return math.log(2.0) / slope
@@ -115,7 +121,9 @@ def iodine_kinetics(
         withdrawal: thyroid-hormone withdrawal (slower renal clearance) instead of rhTSH.
         membrane_nis, organification: each lesion's constant fold of untreated (default 1).
         horizon_h: end of the solve, h; residence times integrate to it.
-        n_points: saved time points (uniform from 0 to ``horizon_h``).
+        n_points: number of saved time points (uniform from 0 to ``horizon_h``).
+
+    Returns the kinetics as fractions of the administered activity (see :class:`IodineKinetics`).
     """
     n_l = int(iodine.lesion_mass_g.shape[0])
     ones = jnp.ones((n_l,))

@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_simulate(args) -> int:
+    """``raisim simulate``: one patient → timecourse.csv, outcome.json, timecourse.png (and a PK report); exit code."""
     from .plots import timecourse_figure
     from .protocol import load_protocol
     from .simulate import simulate
@@ -188,6 +189,7 @@ def _print_summary(o: dict) -> None:
 
 
 def cmd_sweep(args) -> int:
+    """``raisim sweep``: run a sweep grid into ``--out`` (chunks, summary.csv, figure); exit code."""
     import jax
 
     if args.distributed:
@@ -286,6 +288,7 @@ def _print_sweep(summary, knobs: list[str], ref: str) -> None:
 
 
 def cmd_predict(args) -> int:
+    """``raisim predict``: the predictive distribution of each trials row, as a table or JSON; exit code."""
     from .predict import predict_table, table_lines
     from .runner import SHIPPED_POSTERIOR
     from .trials import load_trials
@@ -322,12 +325,14 @@ def cmd_predict(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    """``raisim calibrate``: see :func:`raisim.calibrate.run_calibration`; exit code."""
     from .calibrate import run_calibration
 
     return run_calibration(args)
 
 
 def cmd_schema(args) -> int:
+    """``raisim schema``: print the JSON schema (or the README field table) of a config kind; exit code."""
     from .report import config_reference_markdown
 
     if args.markdown:
@@ -346,6 +351,7 @@ def cmd_schema(args) -> int:
 
 
 def cmd_trials(args) -> int:
+    """``raisim trials``: validate a trials table and print its rows per endpoint and trial; exit code."""
     from .trials import load_trials
 
     table = load_trials(args.csv)
@@ -363,6 +369,7 @@ def cmd_trials(args) -> int:
 
 
 def cmd_version(args) -> int:
+    """``raisim version``: print the package and library versions; exit code."""
     from . import __version__
     from .store import library_versions
 
@@ -373,6 +380,7 @@ def cmd_version(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv``) and run the command; returns the exit code (0, 2 bad input, 130)."""
     warnings.filterwarnings("ignore", category=FutureWarning)
     args = _parser().parse_args(argv)
     handler = {
@@ -395,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
+    """Console-script entry point: :func:`main`, then exit with its code."""
     sys.exit(main())
 
 

@@ -56,7 +56,7 @@ def patient_keys(seed: int, stream: str, index: np.ndarray) -> Array:
 
 
 def patient_normals(seed: int, stream: str, index: np.ndarray, k: int) -> np.ndarray:
-    """Standard normals, shape ``(len(index), k)``; row i depends only on (seed, stream, index[i])."""
+    """Standard normals (dimensionless), shape ``(len(index), k)``; row i depends only on (seed, stream, index[i])."""
     keys = patient_keys(seed, stream, index)
     return np.asarray(jax.vmap(lambda key: jax.random.normal(key, (k,), dtype=jnp.float64))(keys))
 
@@ -72,7 +72,10 @@ class Cohort:
     """Covariates and random effects of ``n`` virtual patients (numpy arrays, patient axis first).
 
     Lesion arrays have shape ``(n, max_lesions)``; ``lesion_mask`` marks the
-    lesions a patient has (the rest are padding slots).
+    lesions a patient has (the rest are padding slots). Units: ``weight_kg`` kg,
+    ``baseline_tg_ng_ml`` ng/mL, ``fdg_suv`` SUVpeak g/mL (NaN when not drawn),
+    ``lesion_mass_g`` g, ``n_lesions`` a count; the ``*_scale``, ``nis_capacity`` and
+    ``radiosensitivity`` multipliers are folds (dimensionless).
     """
 
     index: np.ndarray  # patient numbers in the cohort (identity for common random numbers)
@@ -99,10 +102,15 @@ class Cohort:
 
     @property
     def max_lesions(self) -> int:
+        """Lesion slots per patient (a count; padding included)."""
         return int(self.lesion_mass_g.shape[1])
 
     def covariates(self) -> dict[str, np.ndarray]:
-        """Patient-level columns for output tables."""
+        """Patient-level columns for output tables.
+
+        ``weight_kg`` kg, ``baseline_tg_ng_ml`` ng/mL, ``fdg_suv`` g/mL, ``n_lesions`` a count,
+        ``largest_lesion_mm`` diameter in mm (sphere of density 1 g/mL), ``uptake_scale`` fold.
+        """
         dmm = 10.0 * (6.0 * self.lesion_mass_g / math.pi) ** (1.0 / 3.0)
         return {
             "patient": self.index,
@@ -132,11 +140,13 @@ def sample_cohort(
     Args:
         index: patient numbers, or a count ``n`` for patients ``0..n-1``.
         seed: cohort seed.
-        max_lesions: lesion slots per patient (the count is truncated here).
+        max_lesions: lesion slots per patient (a count; the drawn lesion count is truncated here).
         variability: False gives every patient the typical values (one 1-g lung
             lesion, 70 kg woman, no IIV) — a check that the batch engine matches
             the single-patient engine.
-        overrides: population-card values to replace, by name.
+        overrides: population-card values to replace, by name (in the card's units).
+
+    Returns the :class:`Cohort` (units there: kg, g, ng/mL, g/mL, folds).
     """
     idx = np.arange(index) if np.isscalar(index) else np.asarray(index)
     n = len(idx)
@@ -207,6 +217,7 @@ def cohort_from_patient(p: Protocol, n: int, seed: int = 0, max_lesions: int | N
 
     They differ only in their draws (readout noise, AEs), so the batched engine can be
     checked against :func:`raisim.simulate` and a fixed patient can be run many times.
+    ``n`` and ``max_lesions`` are counts; units of the result as in :class:`Cohort`.
     """
     pt = p.patient
     L = max_lesions or len(pt.lesions)
@@ -250,8 +261,8 @@ def cohort_pk(drugs: tuple[str, ...], cohort: Cohort, overrides: dict[str, dict[
 
     Each drug's random effects come from its own stream (named by the drug), so a
     patient's trametinib clearance is the same in every regimen containing it.
-    ``overrides`` replace card values per drug (``{drug: {key: value}}``) before the
-    covariates and random effects act on them.
+    ``overrides`` replace card values per drug (``{drug: {key: value}}``, card units) before the
+    covariates and random effects act on them. Units as in :class:`raisim.pk.PK` (L/h, L, 1/h, h).
     """
     n = len(cohort)
     sex = np.where(cohort.female, "female", "male")

@@ -73,9 +73,11 @@ class FittedParameter:
     z_high: float
 
     def value(self, z):
+        """The parameter's value at normal score ``z`` (dimensionless), in its card's unit."""
         return jnp.exp(self.loc + self.scale * z) if self.log else self.loc + self.scale * z
 
     def z_of(self, value: float) -> float:
+        """Normal score (dimensionless) of ``value``, given in the card's unit."""
         return ((math.log(value) if self.log else value) - self.loc) / self.scale
 
 
@@ -104,7 +106,7 @@ def parameter_space(names: list[str], source: str = "<calibration>") -> list[Fit
 
 
 def values_of(space: list[FittedParameter], z: np.ndarray) -> dict[str, float]:
-    """``{card:name: value}`` of one point ``z`` (shape (D,))."""
+    """``{card:name: value}`` (each in its card's unit) of one point ``z`` (normal scores, shape (D,))."""
     return {p.name: float(p.value(z[i])) for i, p in enumerate(space)}
 
 
@@ -141,13 +143,16 @@ class ArmEmulator(eqx.Module):
     meta: dict = eqx.field(static=True, default_factory=dict)
 
     def logits(self, z: Float[Array, "... d"]) -> Float[Array, "... targets"]:
+        """Logit of each target's arm-level probability at ``z`` (normal scores, dimensionless)."""
         h = jnp.tanh(z @ self.w1.T + self.b1)
         return h @ self.w2.T + self.b2 + z @ self.lin.T
 
     def probabilities(self, z: Float[Array, "... d"]) -> Float[Array, "... targets"]:
+        """Each target's arm-level probability, in [0, 1], at ``z``."""
         return jax.nn.sigmoid(self.logits(z))
 
     def index(self, key: str) -> int:
+        """Output position of target ``key``."""
         return self.keys.index(key)
 
     def save(self, path: str | Path) -> None:
@@ -160,6 +165,7 @@ class ArmEmulator(eqx.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> ArmEmulator:
+        """Read an emulator ``.npz`` written by :meth:`save` (one-line InputError if unreadable)."""
         from .errors import InputError
 
         try:
@@ -229,7 +235,8 @@ def _cross_entropy(theta, z, y, w, hidden: int = HIDDEN) -> float:
 
 @dataclass
 class Design:
-    """Per-patient training pairs: ``z`` (N, D); ``y`` and ``w`` (targets, N)."""
+    """Per-patient training pairs: ``z`` (N, D), normal scores; ``y`` (targets, N), the patient's
+    probability or 0/1 outcome; ``w`` (targets, N), its weight in [0, 1] (e.g. P(selected))."""
 
     z: np.ndarray
     keys: list[str]
@@ -237,10 +244,12 @@ class Design:
     w: np.ndarray
 
     def save(self, path: str | Path) -> None:
+        """Write ``z``, ``keys``, ``y``, ``w`` to an ``.npz``."""
         np.savez_compressed(path, z=self.z, keys=np.array(self.keys), y=self.y, w=self.w)
 
     @classmethod
     def load(cls, path: str | Path) -> Design:
+        """Read a design ``.npz`` written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as f:
             return cls(f["z"], [str(k) for k in f["keys"]], f["y"], f["w"])
 

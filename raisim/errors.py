@@ -40,6 +40,7 @@ class InputError(ValueError):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
+        """The message on one line: ``file[, row N]: field 'F' (got …): allowed``."""
         where = self.file
         if self.row is not None:
             where += f", row {self.row}"

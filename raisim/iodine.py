@@ -27,7 +27,11 @@ from .params import card_values
 
 
 class IodineChannels(eqx.Module):
-    """The administrations of one schedule: time (h), decay constant (1/h) and modifiers."""
+    """The administrations of one schedule: time (h), decay constant (1/h) and modifiers.
+
+    ``renal_factor``: fold of euthyroid renal clearance (e.g. slower after withdrawal);
+    ``uptake_factor``: fold of lesion uptake (dimensionless). One entry per channel.
+    """
 
     admin_time_h: Float[Array, " c"]
     decay_per_h: Float[Array, " c"]
@@ -36,7 +40,15 @@ class IodineChannels(eqx.Module):
 
 
 class Iodine(eqx.Module):
-    """Iodide kinetics of one patient with its lesions."""
+    """Iodide kinetics of one patient with its lesions.
+
+    Units follow the field names: rate constants ``*_per_h`` 1/h; volumes ``*_volume_l`` L;
+    clearances ``*_l_per_h`` L/h (``lesion_uptake_l_per_h_per_g`` L/h per g of lesion at
+    untreated membrane NIS); ``lesion_retention_t_half_h`` h (biological, untreated);
+    ``lesion_mass_g`` g; ``body_mass_kg`` kg; ``retention_gain`` (fold half-life per fold of
+    organification), ``blood_fraction_of_ecf`` and ``withdrawal_renal_factor`` (fold of
+    euthyroid renal clearance) are dimensionless.
+    """
 
     absorption_per_h: Float[Array, ""]
     ecf_volume_l: Float[Array, ""]
@@ -56,7 +68,10 @@ class Iodine(eqx.Module):
 
     @classmethod
     def from_cards(cls, lesion_mass_g, weight_kg: float, overrides: dict[str, float] | None = None) -> Iodine:
-        """Typical parameters for a patient of ``weight_kg`` (kg) with lesions of the given masses (g)."""
+        """Typical parameters for a patient of ``weight_kg`` (kg) with lesions of the given masses (g).
+
+        ``overrides`` replace iodine-card values by name (card units: L/kg, L/h, 1/h, h).
+        """
         v = dict(card_values("biology/iodine.yaml"))
         v.update(overrides or {})
         f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
@@ -87,6 +102,7 @@ class Iodine(eqx.Module):
         Uptake clearance and biological half-life come from the ``thyroid_*``
         entries of the iodine card; solve it with membrane NIS and
         organification at 1 (see :func:`raisim.biokinetics.iodine_kinetics`).
+        ``weight_kg``: body weight, kg; ``overrides``: iodine-card values by name (card units).
         """
         v = dict(card_values("biology/iodine.yaml"))
         v.update(overrides or {})
@@ -98,7 +114,12 @@ class Iodine(eqx.Module):
         return cls.from_cards([mass], weight_kg, {**(overrides or {}), **thyroid})
 
     def initial_state(self, n_channels: int) -> dict[str, Float[Array, ...]]:
-        """No radioiodine in the body: every compartment and accumulator is zero."""
+        """No radioiodine in the body: every compartment and accumulator is zero.
+
+        Shapes ``(n_channels,)`` (``(n_channels, n_lesions)`` for lesions). Compartments and
+        ``excreted``/``decayed`` are MBq per MBq administered (dimensionless); the cumulated
+        activities ``cum_*`` are MBq·h per MBq administered, i.e. residence times in h.
+        """
         n_l = self.lesion_mass_g.shape[0]
         dtype = jnp.result_type(self.lesion_mass_g)  # float64 unless the model was cast
         z = jnp.zeros((n_channels,), dtype)
@@ -116,25 +137,25 @@ class Iodine(eqx.Module):
         }
 
     def gut(self, t: Float[Array, ""], channels: IodineChannels) -> Float[Array, " c"]:
-        """Activity still in the gut (closed form), MBq per MBq administered."""
+        """Activity still in the gut at time ``t`` (h) (closed form), MBq per MBq administered."""
         s = t - channels.admin_time_h
         on = s >= 0.0
         k = self.absorption_per_h + channels.decay_per_h
         return jnp.where(on, jnp.exp(-k * jnp.where(on, s, 0.0)), 0.0)
 
     def lesion_uptake_per_h(self, membrane_nis: Float[Array, " l"]) -> Float[Array, " l"]:
-        """Lesion uptake rate constant from the ECF, 1/h (clearance / ECF volume)."""
+        """Lesion uptake rate constant from the ECF, 1/h (clearance / ECF volume); ``membrane_nis`` in folds."""
         return (
             self.lesion_uptake_l_per_h_per_g * self.lesion_mass_g * jnp.maximum(membrane_nis, 0.0) / self.ecf_volume_l
         )
 
     def lesion_efflux_per_h(self, organification: Float[Array, " l"]) -> Float[Array, " l"]:
-        """Lesion biological efflux rate constant, 1/h; retention improves with organification."""
+        """Lesion biological efflux rate constant, 1/h; retention improves with organification (folds)."""
         t_half = self.lesion_retention_t_half_h * (1.0 + self.retention_gain * jnp.maximum(organification - 1.0, 0.0))
         return math.log(2.0) / t_half
 
     def body(self, state: dict, gut: Float[Array, " c"]) -> Float[Array, " c"]:
-        """Whole-body activity per channel, MBq per MBq administered."""
+        """Whole-body activity per channel, MBq per MBq administered (``state`` and ``gut`` in the same unit)."""
         return gut + state["ecf"] + state["slow"] + state["nis_tissue"] + jnp.sum(state["lesion"], axis=-1)
 
     def vector_field(
@@ -145,7 +166,11 @@ class Iodine(eqx.Module):
         membrane_nis: Float[Array, " l"],
         organification: Float[Array, " l"],
     ) -> dict:
-        """d(state)/dt given each lesion's membrane NIS and organification (folds)."""
+        """d(state)/dt at time ``t`` (h) given each lesion's membrane NIS and organification (folds).
+
+        Returns MBq per MBq administered per h for every compartment and accumulator
+        (the ``cum_*`` accumulators grow by the activity itself, so they integrate to h).
+        """
         lam = channels.decay_per_h
         gut = self.gut(t, channels)
         ecf = state["ecf"]

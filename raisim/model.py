@@ -35,7 +35,7 @@ jax.config.update("jax_enable_x64", True)
 
 
 class PatientModel(eqx.Module):
-    """All seven blocks for one patient (typical or sampled parameters)."""
+    """All seven blocks for one patient (typical or sampled parameters); units as in each block."""
 
     pk: PK
     pathway: Pathway
@@ -47,7 +47,11 @@ class PatientModel(eqx.Module):
 
 
 class Schedule(eqx.Module):
-    """What happens when, as arrays: oral doses, TSH stimulation, radioiodine channels."""
+    """What happens when, as arrays: oral doses, TSH stimulation, radioiodine channels.
+
+    ``dose_times_h``: dose times per drug, h (t = 0 at the first TKI dose); ``dose_mg``: amounts,
+    mg; ``tsh``: TSH forcing (mU/L over h); ``channels``: administrations (h, 1/h, folds).
+    """
 
     dose_times_h: Float[Array, "d n"]
     dose_mg: Float[Array, "d n"]
@@ -56,7 +60,12 @@ class Schedule(eqx.Module):
 
 
 def initial_state(model: PatientModel, schedule: Schedule, t0: float) -> dict:
-    """Untreated steady state before the first dose, no radioiodine in the body."""
+    """Untreated steady state before the first dose, no radioiodine in the body.
+
+    ``t0``: start time, h (unused: the untreated state does not depend on it). State units:
+    ``pk`` mg and fold, ``pathway`` and ``nis`` folds of untreated, ``iodine`` MBq per MBq
+    administered (``cum_*``: h), ``cum_erk_inhibition_h`` h.
+    """
     return {
         "pk": model.pk.initial_state(),
         "pathway": model.pathway.initial_state(),
@@ -67,7 +76,10 @@ def initial_state(model: PatientModel, schedule: Schedule, t0: float) -> dict:
 
 
 def vector_field(t: Float[Array, ""], y: dict, args: tuple) -> dict:
-    """d(state)/dt of the coupled system; ``args`` = (model, schedule, the schedule's dose table)."""
+    """d(state)/dt of the coupled system at time ``t`` (h); ``args`` = (model, schedule, the schedule's dose table).
+
+    Every derivative is per h, in the state's units (see :func:`initial_state`).
+    """
     model, sched, doses = args
     absorption = model.pk.input_rate_mg_per_h(t, doses)
     conc = model.pk.unbound_nM(y["pk"])
@@ -112,7 +124,11 @@ def _fused_stage_sums():
 
 
 class Solution(eqx.Module):
-    """Saved states on the time grid, with the solver status."""
+    """Saved states on the time grid, with the solver status.
+
+    ``ts``: the save times, h; ``ys``: the state on them (units as in :func:`initial_state`,
+    leading time axis); ``ok``: True when the solve succeeded; ``num_steps``: solver steps (a count).
+    """
 
     ts: Float[Array, " t"]
     ys: dict
@@ -134,7 +150,9 @@ def solve(
 
     Dose times (and their absorption lags), TSH events and iodine
     administrations are jump times of the controller. Failures do not raise:
-    ``Solution.ok`` is False and the caller reports them.
+    ``Solution.ok`` is False and the caller reports them. ``save_ts``: output times, h
+    (t = 0 at the first TKI dose); ``rtol`` relative tolerance, ``atol`` absolute tolerance
+    in each state's units; ``max_steps`` a count.
     """
     t0, t1 = save_ts[0], save_ts[-1]
     jumps = jnp.sort(

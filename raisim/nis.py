@@ -24,7 +24,13 @@ from .params import card_values
 
 
 class NIS(eqx.Module):
-    """NIS and organification dynamics for the lesions of one patient."""
+    """NIS and organification dynamics for the lesions of one patient.
+
+    ``erk_half_max``: ERK output on the common scale (untreated RAS-driven tumour = 1);
+    ``hill``, ``max_gain`` (fold of basal transcription) and ``tsh_gain`` (fold) are
+    dimensionless; ``*_rate_per_h``: first-order rate constants, 1/h; ``tsh_ec50_mu_per_l``:
+    mU/L; ``capacity``: each lesion's NIS capacity, fold.
+    """
 
     erk_half_max: Float[Array, ""]
     hill: Float[Array, ""]
@@ -39,7 +45,10 @@ class NIS(eqx.Module):
 
     @classmethod
     def from_cards(cls, capacity, overrides: dict[str, float] | None = None) -> NIS:
-        """Typical parameters; ``capacity`` is each lesion's NIS capacity (fold)."""
+        """Typical parameters; ``capacity`` is each lesion's NIS capacity (fold).
+
+        ``overrides`` replace nis-card values by name (card units: half-lives h, TSH mU/L).
+        """
         v = dict(card_values("biology/nis.yaml"))
         v.update(overrides or {})
         f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
@@ -71,6 +80,8 @@ class NIS(eqx.Module):
             erk_output: ERK output on the common scale (untreated RAS-driven tumour = 1).
             erk_output_untreated: this tumour's untreated ERK output on that scale.
             tsh_mu_per_l: serum TSH, mU/L.
+
+        Returns a fold of the untreated, TSH-suppressed transcription (dimensionless).
         """
         basal = 1.0 + self.max_gain * self._hill_inhibition(erk_output_untreated)
         erk_part = (1.0 + self.max_gain * self._hill_inhibition(erk_output)) / basal
@@ -81,7 +92,7 @@ class NIS(eqx.Module):
     def initial_state(
         self, tsh_mu_per_l: Float[Array, ""], erk_output_untreated: Float[Array, ""]
     ) -> dict[str, Float[Array, " l"]]:
-        """Steady state at untreated ERK and the given TSH level."""
+        """Steady state at untreated ERK and the given TSH level (mU/L); every state a fold of untreated."""
         e0 = jnp.asarray(erk_output_untreated)
         level = self.capacity * self.transcription_drive(e0, e0, jnp.asarray(tsh_mu_per_l))
         return {"mrna": level, "protein": level, "membrane": level, "organification": level}
@@ -93,7 +104,10 @@ class NIS(eqx.Module):
         erk_output_untreated: Float[Array, ""],
         tsh_mu_per_l: Float[Array, ""],
     ) -> dict:
-        """d(state)/dt given ERK output (common scale, see ``transcription_drive``) and serum TSH (mU/L)."""
+        """d(state)/dt given ERK output (common scale, see ``transcription_drive``) and serum TSH (mU/L).
+
+        Returns fold of untreated per h for every state.
+        """
         drive = self.capacity * self.transcription_drive(erk_output, erk_output_untreated, tsh_mu_per_l)
         return {
             "mrna": self.mrna_rate_per_h * (drive - state["mrna"]),

@@ -25,7 +25,14 @@ from .schedule import Channel, Course, DoseSchedule, day_to_h
 
 @dataclass
 class ScanReadout:
-    """A scan's readout: probability of success under measurement noise, and the drawn result."""
+    """A scan's readout: probability of success under measurement noise, and the drawn result.
+
+    ``day``: study day of the tracer; ``imaging_time_h``: h (t = 0 at the first TKI dose);
+    ``p_success``: probability in [0, 1]; ``lesion_metric``: per lesion, in the unit of
+    ``metric_name`` (``tumour_to_background`` dimensionless, ``uptake_fold_over_baseline`` fold,
+    ``projected_gy_per_gbq`` Gy/GBq, ``lesion_activity_mbq`` MBq); ``projected_gy_per_gbq``:
+    I-131 dose per activity projected from this scan, per lesion, Gy/GBq.
+    """
 
     name: str
     day: int
@@ -41,6 +48,14 @@ class ScanReadout:
 
 @dataclass
 class LesionOutcome:
+    """One lesion's outcome on the followed course.
+
+    ``mass_g`` g and ``diameter_mm`` mm at baseline; ``projected_gy_per_gbq`` (from the scan behind
+    the therapy) and ``therapy_gy_per_gbq`` (from the therapy itself): Gy/GBq; ``absorbed_dose_gy``
+    and ``bed_gy``: Gy; ``effective_half_life_h``: h; ``volume_change_pct_at_followup_end``: % of the
+    baseline volume; ``p_sterilised``: probability in [0, 1].
+    """
+
     name: str
     site: str
     mass_g: float
@@ -56,7 +71,13 @@ class LesionOutcome:
 
 @dataclass
 class PatientOutcome:
-    """Everything a trial would report about one patient, plus solver status."""
+    """Everything a trial would report about one patient, plus solver status.
+
+    ``rai``: activity in GBq, projected doses Gy/GBq, retention a fraction; ``progression_free_months``:
+    months after RAI (after day 1 without RAI); ``tg``: ng/mL, changes %, days study days;
+    ``toxicity``: days on drug, probabilities in [0, 1], AE study day; see :class:`ScanReadout` and
+    :class:`LesionOutcome` for the rest.
+    """
 
     protocol: str
     genotype: str
@@ -72,6 +93,7 @@ class PatientOutcome:
     solver: dict
 
     def to_dict(self) -> dict:
+        """JSON-safe nested dict of the record (NaN/inf → None; units as in the fields)."""
         return _clean(asdict(self))
 
 
@@ -103,7 +125,11 @@ def grid_index(ts: np.ndarray, t_h: float) -> int:
 
 @dataclass
 class CourseArrays:
-    """A solved course as numpy arrays, with its schedule."""
+    """A solved course as numpy arrays, with its schedule.
+
+    ``ts``: the output grid, h; ``ys``: the states on it (units as in
+    :func:`raisim.model.initial_state`); ``num_steps``: solver steps (a count).
+    """
 
     course: Course
     channels: list[Channel]
@@ -114,9 +140,11 @@ class CourseArrays:
     num_steps: int
 
     def index(self, t_h: float) -> int:
+        """Index of time ``t_h`` (h) on the course's grid (see :func:`grid_index`)."""
         return grid_index(self.ts, t_h)
 
     def channel(self, kind: str, scan: str | None = None) -> int:
+        """Index of the administration channel of ``kind`` (tracer, projection, therapy) for ``scan``."""
         for i, c in enumerate(self.channels):
             if c.kind == kind and c.scan == scan:
                 return i
@@ -140,7 +168,7 @@ def countable_for_dosimetry(model: PatientModel) -> np.ndarray:
 
 
 def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[str, ScanReadout]:
-    """P(success) of every scan of a course (no draws)."""
+    """P(success) of every scan of a course (no draws); probabilities in [0, 1], metrics as in :class:`ScanReadout`."""
     dos = model.dosimetry
     mass = np.asarray(model.iodine.lesion_mass_g)
     diam = lesion_diameters_mm(model)
@@ -195,8 +223,8 @@ def wbs_visibility(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whole-body-scan visibility of each lesion at grid index ``i`` for channel ``c``.
 
-    Returns the lesion activities (MBq, for ``administered_mbq`` given) and the
-    per-lesion probability of visible uptake: enough activity and enough planar
+    Returns the lesion activities (MBq, for ``administered_mbq`` MBq given) and the
+    per-lesion probability of visible uptake (in [0, 1]): enough activity and enough planar
     contrast over the background, each under log-normal measurement noise.
     """
     dos = model.dosimetry
@@ -209,13 +237,14 @@ def wbs_visibility(
 
 
 def background_concentration(model: PatientModel, ca: CourseArrays, i: int, c: int) -> float:
-    """Mean whole-body concentration of non-lesion activity at grid index ``i``, per g (channel ``c``)."""
+    """Mean whole-body concentration of non-lesion activity at grid index ``i`` (channel ``c``),
+    MBq per g per MBq administered."""
     lesions = float(ca.ys["iodine"]["lesion"][i, c, :].sum())
     return (_whole_body(model, ca, i, c) - lesions) / (float(model.iodine.body_mass_kg) * 1000.0)
 
 
 def projected_gy_per_gbq(model: PatientModel, ca: CourseArrays, scan: str) -> np.ndarray:
-    """I-131 lesion dose per activity projected from a scan's tracer kinetics, Gy/GBq."""
+    """I-131 lesion dose per activity projected from a scan's tracer kinetics, Gy/GBq (one per lesion)."""
     c = ca.channel("projection", scan)
     cum = ca.ys["iodine"]["cum_lesion"][-1, c, :]  # MBq·h per MBq administered
     s = np.asarray(model.dosimetry.s_value_gy_per_mbq_h(model.iodine.lesion_mass_g))
@@ -255,8 +284,8 @@ def policy_activity(
             (``dosimetry_guided``).
         diffuse_lung_metastases: the lower 48-h retention limit applies.
 
-    Returns ``treated``, ``activity_gbq``, ``reason`` and, for ``dosimetry_guided``,
-    ``limits_gbq`` (the activity each limit allows) and ``binding`` (the one that binds).
+    Returns ``treated``, ``activity_gbq`` (GBq), ``reason`` and, for ``dosimetry_guided``,
+    ``limits_gbq`` (the activity each limit allows, GBq) and ``binding`` (the one that binds).
     """
     if rai.policy == "fixed":
         return {"treated": True, "activity_gbq": rai.activity_gbq, "reason": "fixed activity"}
@@ -299,7 +328,11 @@ def lung_gy_per_gbq(model: PatientModel, ca: CourseArrays, c: int, lung: np.ndar
 
 
 def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
-    """Therapy activity from the protocol's policy (GBq), with the projections and limits behind it."""
+    """Therapy activity from the protocol's policy (GBq), with the projections and limits behind it.
+
+    Adds ``day`` (study day), ``projected_*_gy_per_gbq`` (Gy/GBq), ``projected_retention_48h_fraction``
+    (fraction of administered) and ``lung_dose_gy`` (Gy) where they apply.
+    """
     r = p.rai
     if ca.course.rai_day is None or r is None:
         return {
@@ -354,7 +387,12 @@ def assessment_times_h(p: Protocol, course: Course) -> list[float]:
 
 
 def lesion_course(p: Protocol, model: PatientModel, ca: CourseArrays, activity_gbq: float) -> dict:
-    """Per-lesion therapy dose and BED, volumes, diameters and Tg on the time grid."""
+    """Per-lesion therapy dose and BED, volumes, diameters and Tg on the time grid.
+
+    ``activity_gbq``: therapy activity, GBq. Returns ``dose_t`` and ``total_gy`` (Gy), ``bed_gy`` (Gy),
+    ``decay_per_h`` (effective decay of the dose rate, 1/h), ``gy_per_gbq`` (Gy/GBq), ``viable_ml`` and
+    ``volume_ml`` (mL), ``p_sterilised`` (probability), ``diameter_mm`` (mm) and ``tg`` (ng/mL).
+    """
     io = ca.ys["iodine"]
     mass = np.asarray(model.iodine.lesion_mass_g)
     s_val = np.asarray(model.dosimetry.s_value_gy_per_mbq_h(model.iodine.lesion_mass_g))

@@ -39,7 +39,10 @@ class _Strict(BaseModel):
 
 
 class LogNormalPrior(_Strict):
-    """Log-normal prior given by its median and geometric standard deviation."""
+    """Log-normal prior given by its median and geometric standard deviation.
+
+    ``median``, ``lower`` and ``upper`` are in the parameter's unit; ``gsd`` is dimensionless (> 1).
+    """
 
     dist: Literal["lognormal"]
     median: float = Field(gt=0)
@@ -49,6 +52,8 @@ class LogNormalPrior(_Strict):
 
 
 class NormalPrior(_Strict):
+    """Normal prior; ``mean``, ``sd``, ``lower`` and ``upper`` in the parameter's unit."""
+
     dist: Literal["normal"]
     mean: float
     sd: float = Field(gt=0)
@@ -57,12 +62,16 @@ class NormalPrior(_Strict):
 
 
 class BetaPrior(_Strict):
+    """Beta(a, b) prior of a fraction or probability in [0, 1]; ``a`` and ``b`` dimensionless."""
+
     dist: Literal["beta"]
     a: float = Field(gt=0)
     b: float = Field(gt=0)
 
 
 class UniformPrior(_Strict):
+    """Uniform prior on [``low``, ``high``], in the parameter's unit."""
+
     dist: Literal["uniform"]
     low: float
     high: float
@@ -81,7 +90,10 @@ Prior = Annotated[
 
 
 class ParameterEntry(_Strict):
-    """One parameter: typical value, unit, prior, source and confidence code."""
+    """One parameter: typical value, unit, prior, source and confidence code.
+
+    ``value`` (and the prior's location and bounds) are in ``unit``, the card's own unit string.
+    """
 
     value: float
     unit: str
@@ -110,7 +122,7 @@ class ParameterEntry(_Strict):
 
 
 class Card(_Strict):
-    """A parameter card: a named set of parameters for one block (or drug)."""
+    """A parameter card: a named set of parameters for one block (or drug); each entry carries its unit."""
 
     block: str
     name: str
@@ -183,7 +195,7 @@ def available_drugs() -> tuple[str, ...]:
 
 
 def all_cards() -> dict[str, Card]:
-    """Every card under ``models/`` (drug and biology cards), keyed by relative path."""
+    """Every card under ``models/`` (drug, biology and calibration cards), keyed by relative path."""
     out = {}
     for p in sorted(MODELS_DIR.rglob("*.yaml")):
         rel = p.relative_to(MODELS_DIR).as_posix()

@@ -41,6 +41,8 @@ def target_inhibition(conc_unbound_nM: Float[Array, " d"], ic50_nM: Float[Array,
     Args:
         conc_unbound_nM: unbound plasma concentration of each drug, nM.
         ic50_nM: in-vivo unbound IC50 per drug and target, nM (``inf`` = no action).
+
+    Returns each target's fractional inhibition in [0, 1] (dimensionless).
     """
     c = jnp.maximum(conc_unbound_nM, 0.0)[:, None]
     occ = jnp.where(jnp.isfinite(ic50_nM), c / (jnp.where(jnp.isfinite(ic50_nM), ic50_nM, 1.0) + c), 0.0)
@@ -48,7 +50,15 @@ def target_inhibition(conc_unbound_nM: Float[Array, " d"], ic50_nM: Float[Array,
 
 
 class Pathway(eqx.Module):
-    """MAPK pathway of one patient's tumour genotype, with the potencies of the protocol's drugs."""
+    """MAPK pathway of one patient's tumour genotype, with the potencies of the protocol's drugs.
+
+    ``*_rate_per_h``: first-order rate constants, 1/h; ``ic50_nM``: in-vivo unbound IC50 per
+    drug and target (columns :data:`TARGETS`), nM (``inf`` = no action). The rest are
+    dimensionless: ``monomer_share`` a fraction of untreated ERK flux, ``receptor_weight`` a
+    fraction of the untreated dimer-route flux, ``feedback_k`` a fraction of untreated ERK,
+    ``output_scale`` untreated ERK output relative to an untreated RAS-driven tumour, and the
+    ``*_gain``/``her3_hill`` folds and exponents.
+    """
 
     monomer_share: Float[Array, ""]
     feedback_k: Float[Array, ""]
@@ -68,7 +78,8 @@ class Pathway(eqx.Module):
         """Typical parameters for ``genotype`` and the IC50s of ``drugs`` from their cards.
 
         ``overrides`` replaces pathway-card values by name, and a drug's IC50 with
-        the key ``"<card key>:<drug>"`` (e.g. ``"ic50_mek_nM:trametinib"``).
+        the key ``"<card key>:<drug>"`` (e.g. ``"ic50_mek_nM:trametinib"``); values in the card
+        units (IC50s nM unbound, half-lives h).
         """
         v = dict(card_values("biology/pathway.yaml"))
         v.update(overrides or {})
@@ -105,12 +116,16 @@ class Pathway(eqx.Module):
 
         ``erk`` is a fraction of this tumour's own untreated activity; BRAF V600E
         tumours start from a higher output, so the same fractional inhibition
-        leaves them further above the differentiation threshold.
+        leaves them further above the differentiation threshold. Dimensionless.
         """
         return erk * self.output_scale
 
     def erk_target(self, state: dict, inhibition: Float[Array, " k"]) -> Float[Array, ""]:
-        """Quasi-steady ERK activity given the current feedback and receptor state."""
+        """Quasi-steady ERK activity given the current feedback and receptor state.
+
+        ``inhibition``: fractional inhibition in [0, 1] of each target (:func:`target_inhibition`);
+        returns a fraction of this tumour's untreated ERK activity (dimensionless).
+        """
         mek, braf_mono, raf_wt, her_kinase, her3_ab = (inhibition[i] for i in range(len(TARGETS)))
         erk = jnp.maximum(state["erk"], 1e-9)
         k = self.feedback_k
@@ -123,7 +138,10 @@ class Pathway(eqx.Module):
         return (1.0 - mek) * (monomer + dimer)
 
     def vector_field(self, state: dict, inhibition: Float[Array, " k"]) -> dict:
-        """d(state)/dt given the fractional inhibition of each target."""
+        """d(state)/dt given the fractional inhibition (in [0, 1]) of each target.
+
+        Returns fold of untreated per h for ``erk``, ``her3`` and ``adaptive``.
+        """
         erk = state["erk"]
         # ERK output represses HER3 transcription: the drop in output (common scale)
         # de-represses it, so high-output (BRAF V600E) tumours de-repress the most.

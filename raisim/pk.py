@@ -51,6 +51,8 @@ def drug_values(drug: str, sex: str | None = None, weight_kg: float | None = Non
     ``cov_cl_female``/``cov_cl_male`` multiply CL/F; ``cov_cl_weight_exp`` and
     ``cov_v_weight_exp`` scale CL/F and V/F by (weight / 70 kg)^exponent.
     Without covariates the card's population-typical values are returned.
+    ``sex``: ``"female"``/``"male"``; ``weight_kg``: body weight, kg. Values in the card's
+    units (CL/F and Q L/h, V1/F and V2/F L, ka 1/h, lag h, MW g/mol, EC50 ng/mL).
     """
     v = dict(card_values(f"{DRUG_CARD_DIR}/{drug}.yaml"))
     if sex is not None and f"cov_cl_{sex}" in v:
@@ -82,6 +84,10 @@ class PK(eqx.Module):
 
     Every field has shape ``(n_drugs,)`` (one patient) or ``(n, n_drugs)`` for a
     batch of patients sampled by :mod:`raisim.pkpop` (vmap over the first axis).
+    Units follow the field names: ``ka_per_h`` and ``induction_rate_per_h`` 1/h, ``tlag_h``
+    and ``infusion_h`` h (``infusion_h`` 0 = oral), ``cl_l_per_h``/``q_l_per_h`` L/h (apparent,
+    CL/F), ``v1_l``/``v2_l`` L (apparent), ``mw_g_per_mol`` g/mol, ``induction_ec50_ng_ml``
+    ng/mL; ``f_bio`` and ``fu`` are fractions in [0, 1], ``induction_fold`` a fold of CL.
     """
 
     ka_per_h: Float[Array, " d"]
@@ -108,7 +114,11 @@ class PK(eqx.Module):
         sex: str | None = None,
         weight_kg: float | None = None,
     ) -> PK:
-        """Stack the drug cards ``models/drugs/<drug>.yaml`` (typical values, covariates applied)."""
+        """Stack the drug cards ``models/drugs/<drug>.yaml`` (typical values, covariates applied).
+
+        ``overrides``: card values per drug (``{drug: {key: value}}``, card units); ``sex``:
+        ``"female"``/``"male"``; ``weight_kg``: body weight, kg (see :func:`drug_values`).
+        """
         rows = []
         for d in drugs:
             v = drug_values(d, sex, weight_kg)
@@ -133,6 +143,7 @@ class PK(eqx.Module):
     def dose_table(self, dose_times_h: Float[Array, "d n"], dose_mg: Float[Array, "d n"]) -> DoseTable:
         """Precompute the input of a dosing history so that one evaluation costs O(log n).
 
+        ``dose_times_h``: dose times per drug, h; ``dose_mg``: amounts, mg (shape ``(n_drugs, n)``).
         For first-order absorption the superposition Σ_i A_i e^{−ka (t − t_i − t_lag)}
         over doses already absorbing equals e^{−ka (t − τ_k)} S_k, with τ_k the
         last absorption start ≤ t and S_k = S_{k−1} e^{−ka (τ_k − τ_{k−1})} + A_k
@@ -157,7 +168,7 @@ class PK(eqx.Module):
         return DoseTable(start_h=start, running_mg=prefix, dose_mg=dose_mg)
 
     def input_rate_mg_per_h(self, t: Float[Array, ""], table: DoseTable) -> Float[Array, " d"]:
-        """Drug input into the central compartment at time ``t``, mg/h.
+        """Drug input into the central compartment at time ``t`` (h), mg/h.
 
         Oral: first-order absorption after a lag, superposed over every dose
         (exactly, through the running sum of :meth:`dose_table`). IV infusion
@@ -178,12 +189,15 @@ class PK(eqx.Module):
         )
 
     def jump_times_h(self, dose_times_h: Float[Array, "d n"]) -> Float[Array, " j"]:
-        """Discontinuities of the input: dose times, + lag (oral), + duration (infusion)."""
+        """Discontinuities of the input, h: dose times (``dose_times_h``, h), + lag (oral), + duration (infusion)."""
         end = jnp.where(self.infusion_h[:, None] > 0, self.infusion_h[:, None], self.tlag_h[:, None])
         return jnp.concatenate([jnp.ravel(dose_times_h), jnp.ravel(dose_times_h + end)])
 
     def vector_field(self, state: dict, input_mg_per_h: Float[Array, " d"]) -> dict:
-        """d(state)/dt given the input flux into the central compartment (mg/h)."""
+        """d(state)/dt given the input flux into the central compartment (mg/h).
+
+        Returns mg/h for ``central_mg`` and ``peripheral_mg`` and fold/h for ``enzyme_fold``.
+        """
         c1 = state["central_mg"] / self.v1_l  # mg/L
         c2 = state["peripheral_mg"] / self.v2_l
         enzyme = state["enzyme_fold"]
@@ -200,7 +214,7 @@ class PK(eqx.Module):
     # -- observables -----------------------------------------------------------
 
     def total_ng_per_ml(self, state: dict) -> Float[Array, "... d"]:
-        """Total plasma concentration, ng/mL (mg/L × 1000)."""
+        """Total plasma concentration, ng/mL (mg/L × 1000), from the state's ``central_mg`` (mg)."""
         return state["central_mg"] / self.v1_l * 1000.0
 
     def unbound_nM(self, state: dict) -> Float[Array, "... d"]:
@@ -212,6 +226,9 @@ def one_compartment_oral_closed_form(
     t_h, dose_times_h, dose_mg, *, ka_per_h: float, cl_l_per_h: float, v_l: float, tlag_h: float = 0.0, f: float = 1.0
 ):
     """Closed-form concentration (mg/L) of a one-compartment oral model with repeated doses.
+
+    ``t_h`` and ``dose_times_h``: times, h; ``dose_mg``: amounts, mg; ``ka_per_h``: 1/h;
+    ``cl_l_per_h``: L/h; ``v_l``: L; ``tlag_h``: h; ``f``: bioavailability in [0, 1].
 
     A textbook reference (Bateman function superposed over doses) that the ODE
     engine is tested against, written in numpy independently of :mod:`raisim.pkpop`.

@@ -31,7 +31,10 @@ IIV_PARAMS = {"cl": "cl_l_per_h", "v1": "v1_l", "ka": "ka_per_h", "q": "q_l_per_
 
 
 def iiv_covariance(drug: str) -> tuple[list[str], np.ndarray]:
-    """Names (PK fields) with IIV and the covariance matrix of their log-normal random effects."""
+    """Names (PK fields) with IIV and the covariance matrix of their log-normal random effects.
+
+    The covariance is on the log scale (dimensionless): ω² = ln(1 + CV²) from the card's CVs.
+    """
     v = card_values(f"drugs/{drug}.yaml")
     names = [k for k in IIV_PARAMS if f"iiv_cv_{k}" in v]
     omega = np.asarray([math.sqrt(math.log1p(v[f"iiv_cv_{k}"] ** 2)) for k in names])
@@ -61,6 +64,8 @@ def sample_population(
             does not change the others' draws).
         sex: ``"female"``/``"male"`` per patient (default: alternating, 50 % women).
         weight_kg: body weight per patient, kg (default: 70 kg for everyone).
+
+    Units of the fields as in :class:`raisim.pk.PK` (L/h, L, 1/h, h).
     """
     sex = np.asarray(sex if sex is not None else np.where(np.arange(n) % 2 == 0, "female", "male"))
     weight = np.asarray(weight_kg if weight_kg is not None else np.full(n, 70.0), dtype=float)
@@ -101,7 +106,8 @@ def closed_form_central_mg(
 
     Oral doses: tri-exponential (α, β, ka) response after the lag; IV infusions:
     bi-exponential response integrated over the infusion. One patient (fields of
-    shape ``(n_drugs,)``); vmap for a population.
+    shape ``(n_drugs,)``); vmap for a population. ``t_h`` and ``dose_times_h``: times, h;
+    ``dose_mg``: amounts, mg; returns mg, shape ``(t, n_drugs)``.
     """
     alpha, beta, k21 = _two_compartment_rates(pk.cl_l_per_h, pk.v1_l, pk.q_l_per_h, pk.v2_l)
     ka = pk.ka_per_h
@@ -158,8 +164,10 @@ def solve_pk(
     """The ODE path for PK alone (diffrax Tsit5, dose discontinuities as jump times).
 
     Integrates from min(0, ts[0]) (drug-free before the first dose at t ≥ 0) and
-    saves at ``ts``. Returns the saved state (``central_mg``, ``peripheral_mg``, ``enzyme_fold``,
-    each ``(t, n_drugs)``) and a success flag.
+    saves at ``ts`` (h). ``dose_times_h``: h; ``dose_mg``: mg; ``rtol``/``atol``: solver
+    tolerances (``atol`` in mg and fold). Returns the saved state (``central_mg`` and
+    ``peripheral_mg`` in mg, ``enzyme_fold`` a fold of uninduced CL, each ``(t, n_drugs)``)
+    and a success flag.
     """
     controller = diffrax.ClipStepSizeController(
         diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0), jump_ts=jnp.sort(pk.jump_times_h(dose_times_h))
@@ -181,5 +189,5 @@ def solve_pk(
 
 
 def concentration_ng_ml(pk: PK, central_mg: Float[Array, "t d"]) -> Float[Array, "t d"]:
-    """Total plasma concentration from the central amount, ng/mL."""
+    """Total plasma concentration from the central amount ``central_mg`` (mg), ng/mL."""
     return central_mg / pk.v1_l * 1000.0

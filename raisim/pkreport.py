@@ -21,7 +21,12 @@ from .schedule import DoseSchedule
 
 
 def pk_report(p: Protocol, doses: DoseSchedule, n: int, seed: int, end_day: float) -> pd.DataFrame:
-    """Per drug and time: typical concentration and the 5/50/95 % quantiles over ``n`` patients."""
+    """Per drug and time: typical concentration and the 5/50/95 % quantiles over ``n`` patients.
+
+    ``doses``: dose times (h) and amounts (mg); ``end_day``: length of the report, days from
+    t = 0 h (the first dose), sampled hourly. Columns: ``time_h`` (h), ``drug``, and
+    ``typical_ng_ml``, ``q05_ng_ml``, ``q50_ng_ml``, ``q95_ng_ml`` (total plasma, ng/mL).
+    """
     ts = jnp.arange(0.0, end_day * 24.0 + 1e-9, 1.0)
     sex = np.full(n, p.patient.sex)
     weight = np.full(n, p.patient.weight_kg)
@@ -60,7 +65,11 @@ def pk_report(p: Protocol, doses: DoseSchedule, n: int, seed: int, end_day: floa
 
 
 def pk_report_figure(report: pd.DataFrame, n: int, title: str):
-    """One panel per drug: typical patient (line) and the 5–95 % band (shaded), days on x."""
+    """One panel per drug: typical patient (line) and the 5–95 % band (shaded), days on x.
+
+    ``report``: :func:`pk_report`'s table (ng/mL); x is the study day (day 1 = first TKI dose),
+    y total plasma ng/mL; ``n`` (a count) only labels the band.
+    """
     import matplotlib.pyplot as plt
 
     drugs = list(dict.fromkeys(report["drug"]))

@@ -44,7 +44,13 @@ NO_DAY = 10**6  # "never": an AE day beyond any course
 
 
 class CourseSpec(eqx.Module):
-    """One course of a cell as arrays (unbatched; the engine cuts it per patient)."""
+    """One course of a cell as arrays (unbatched; the engine cuts it per patient).
+
+    Units follow the names: ``*_h`` h (t = 0 at the first TKI dose), ``dose_mg`` mg, ``*_day`` study
+    days (:data:`NO_DAY` = never), ``days_on_drug`` days, ``channel_decay`` 1/h, ``channel_renal``
+    and ``channel_uptake`` folds, ``scan_tracer_mbq`` MBq; the integer fields without a unit are
+    channel, scan-position or grid indices.
+    """
 
     dose_times_h: Float[Array, "d n"]
     dose_mg: Float[Array, "d n"]
@@ -79,7 +85,12 @@ class CourseSpec(eqx.Module):
 
 
 class CellPlan(eqx.Module):
-    """A protocol ready for the batched engine: courses as arrays on a shared grid."""
+    """A protocol ready for the batched engine: courses as arrays on a shared grid.
+
+    ``grid_h``: the output grid, h; ``i0``: grid index of t = 0 h; ``months``: assessment times,
+    months after the anchor; ``rai_numbers``: RAI policy numbers in GBq and Gy (stunning factor a
+    fold), see the field comment; ``start_day``: first study day on TKI.
+    """
 
     grid_h: Float[Array, " t"]
     i0: Int[Array, ""]
@@ -97,7 +108,7 @@ class CellPlan(eqx.Module):
 
 @dataclass(frozen=True)
 class Padding:
-    """Shapes shared by every cell of a sweep."""
+    """Shapes shared by every cell of a sweep (array sizes: counts of grid points, dose slots, ...)."""
 
     grid: int
     doses: int
@@ -122,6 +133,7 @@ def cell_shapes(p: Protocol) -> Padding:
 
 
 def merge_padding(shapes: list[Padding]) -> Padding:
+    """The smallest padding that fits every one of ``shapes`` (elementwise maximum of the counts)."""
     return Padding(*(max(getattr(s, f) for s in shapes) for f in Padding.__dataclass_fields__))
 
 
@@ -290,7 +302,7 @@ def _pad(vals, size, fill, dtype) -> np.ndarray:
 
 
 class Draws(eqx.Module):
-    """Uniforms of one patient: readout noise per scan position, AE timing, discontinuation."""
+    """Uniforms on [0, 1) of one patient: readout noise per scan position, AE timing, discontinuation."""
 
     scan_u: Float[Array, " s"]
     ae_u: Float[Array, ""]
@@ -298,7 +310,10 @@ class Draws(eqx.Module):
 
 
 def cohort_draws(p: Protocol, cohort: Cohort, n_scans: int) -> Draws:
-    """Per-patient uniforms, one stream per scan name (the same draw for a scan in every cell)."""
+    """Per-patient uniforms on [0, 1), one stream per scan name (the same draw for a scan in every cell).
+
+    ``n_scans``: scan positions to fill (a count; padding positions get 1, i.e. never succeed).
+    """
     cols = [patient_uniforms(cohort.seed, f"scan:{s.name}", cohort.index, 1)[:, 0] for s in scan_positions(p)]
     cols += [np.ones(len(cohort))] * (n_scans - len(cols))
     tox = patient_uniforms(cohort.seed, "toxicity", cohort.index, 2)
@@ -306,7 +321,10 @@ def cohort_draws(p: Protocol, cohort: Cohort, n_scans: int) -> Draws:
 
 
 def ae_day_on_tki(hazard: Float[Array, " d"], days: Float[Array, " d"], u: Float[Array, ""]) -> Array:
-    """The n-th day on TKI of the grade ≥ 3 AE (1-based), or NO_DAY (see Toxicity.draw_event)."""
+    """The n-th day on TKI of the grade ≥ 3 AE (1-based), or NO_DAY (see Toxicity.draw_event).
+
+    ``hazard``: grade ≥ 3 hazard per drug, 1/day; ``days``: days on each drug; ``u``: a uniform on [0, 1).
+    """
     target = -jnp.log(jnp.maximum(u, 1e-300))
     n = jnp.arange(1, 400)
     cum = jnp.sum(hazard[None, :] * jnp.minimum(n[:, None], days[None, :]), axis=1)
@@ -315,7 +333,10 @@ def ae_day_on_tki(hazard: Float[Array, " d"], days: Float[Array, " d"], u: Float
 
 
 def cut_schedule(spec: CourseSpec, plan: CellPlan, model: PatientModel, last_day: Array) -> Schedule:
-    """The course's schedule with nothing after ``last_day`` (doses, tracers, therapy, TSH)."""
+    """The course's schedule with nothing after ``last_day`` (study day; doses, tracers, therapy, TSH).
+
+    Returns a :class:`raisim.model.Schedule` (times h, amounts mg).
+    """
     keep_dose = spec.dose_day <= last_day
     keep_ch = spec.channel_day <= last_day
     tsh = TSHForcing.build(plan.tsh_method, [], [2, 1])

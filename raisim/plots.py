@@ -24,7 +24,12 @@ def _series(tc: pd.DataFrame, quantity: str, lesion: str = "") -> tuple[np.ndarr
 
 
 def timecourse_figure(tc: pd.DataFrame, outcome: dict, tki_days: tuple[int, int], title: str):
-    """Six panels: drugs, pathway, NIS, lesion I-131 activity, lesion dose, lesion volume and Tg."""
+    """Six panels: drugs, pathway, NIS, lesion I-131 activity, lesion dose, lesion volume and Tg.
+
+    ``tc``: :func:`raisim.simulate.timecourse_frame` (time_h in h, each quantity in the unit of its
+    name); ``outcome``: the outcome dict; ``tki_days``: first and last study day on TKI. The x axis is
+    the study day (day 1 = first TKI dose).
+    """
     lesions = [x for x in tc["lesion"].unique() if x]
     scan_days = [s["day"] for s in outcome["scans"]]
     rai_day = outcome["rai"].get("day") if outcome["rai"].get("treated") else None
@@ -113,7 +118,10 @@ SWEEP_PANELS = (
 def duration_response_figure(summary: pd.DataFrame, knob: str, dose_response: pd.DataFrame, title: str):
     """Outcomes vs the first grid knob (e.g. TKI duration, days), one line per arm × genotype,
     bands over parameter draws (or ±1.96 Monte-Carlo SE with a single draw); last panel:
-    P(CR/PR at 6 months) vs best-lesion absorbed dose (Gy), treated patients pooled over cells."""
+    P(CR/PR at 6 months) vs best-lesion absorbed dose (Gy), treated patients pooled over cells.
+
+    ``summary``: ``summary.csv`` rows (probabilities in [0, 1], doses Gy); ``knob``: the grid column
+    on x, in its config unit; ``dose_response``: :func:`raisim.summary.dose_response_table`."""
     fig, axes = plt.subplots(2, 4, figsize=(17, 8), constrained_layout=True)
     ax = axes.ravel()
     groups = list(summary.groupby(["arm", "genotype"], sort=False))

@@ -55,7 +55,11 @@ def _component_pmf(parts: list[tuple[int | float, float]], n: int) -> np.ndarray
 
 
 def summarise_pmf(pmf: np.ndarray, observed: int | None) -> dict:
-    """mean, 5/50/95 % quantiles, observed value and two-sided tail probability of a count pmf."""
+    """mean, 5/50/95 % quantiles, observed value and two-sided tail probability of a count pmf.
+
+    ``pmf``: probabilities of 0..n patients (normalised here); ``observed``: a count of patients.
+    Quantiles and mean are counts of patients; ``p_tail`` is a probability in [0, 1].
+    """
     pmf = np.asarray(pmf, float)
     pmf = pmf / pmf.sum()
     k = np.arange(len(pmf))
@@ -113,9 +117,13 @@ def predict_table(
         table: the rows to predict (``k`` and counts may be blank).
         draws: parameter draws, columns ``card:parameter`` (:func:`raisim.uncertainty.read_draws`);
             None or empty: the cards' typical values.
-        patients: virtual patients per arm, genotype and draw.
+        patients: virtual patients per arm, genotype and draw (a count).
         seed: virtual cohort seed (and the new-trial effects' seed).
+        max_lesions: lesion slots per virtual patient (a count).
         keep_pmf: also return each outcome's pmf (key ``pmf``, a numpy array; not JSON).
+
+    Each outcome is a count of the row's ``n`` patients: ``mean`` and ``q05``/``q50``/``q95`` in
+    patients, ``p_tail`` a probability in [0, 1] (see :func:`summarise_pmf`).
     """
     values = _draw_values(draws if draws is not None else pd.DataFrame())
     n_draws = len(values)
@@ -217,7 +225,7 @@ def _p_grade3(row: TrialRow, genotype: str, overrides: dict) -> float:
 
 
 def table_lines(results: list[dict]) -> list[str]:
-    """A readable table of predictions (one line per row and outcome)."""
+    """A readable table of predictions (one line per row and outcome; counts of patients, p_tail a probability)."""
     lines = [
         f"{'row':>3} {'study':<16} {'arm':<22} {'endpoint':<9} {'n':>3} {'outcome':<6} "
         f"{'mean':>6} {'90% interval':>13} {'observed':>8} {'p_tail':>7}"

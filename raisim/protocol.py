@@ -95,7 +95,7 @@ class DrugDose(_Strict):
 
 
 class Hold(_Strict):
-    """A treatment interruption: no doses from ``from_day`` to ``to_day`` inclusive."""
+    """A treatment interruption: no doses from ``from_day`` to ``to_day`` inclusive (study days)."""
 
     from_day: int = Field(description="first day without dosing (day 1 = first dose)")
     to_day: int = Field(description="last day without dosing, inclusive")
@@ -109,7 +109,7 @@ class Hold(_Strict):
 
 
 class DoseChange(_Strict):
-    """A dose reduction (or increase) of one drug from ``from_day`` on."""
+    """A dose reduction (or increase) of one drug from ``from_day`` (study day) on, to ``dose_mg`` mg."""
 
     drug: str = Field(description="drug whose dose changes (one of the regimen drugs)")
     from_day: int = Field(ge=1, description="first day at the new dose")
@@ -117,7 +117,10 @@ class DoseChange(_Strict):
 
 
 class Treatment(_Strict):
-    """The TKI course: drugs per genotype, days on drug, holds, dose changes, adherence."""
+    """The TKI course: drugs per genotype, days on drug, holds, dose changes, adherence.
+
+    Days are study days (day 1 = first dose); ``missed_dose_probability`` is a probability in [0, 1].
+    """
 
     regimens: dict[str, list[DrugDose]] = Field(
         description="drugs per patient genotype (keys: BRAF_V600E, RAS, OTHER, or ALL)"
@@ -157,7 +160,10 @@ class Treatment(_Strict):
 
 
 class Scan(_Strict):
-    """A tracer scan: tracer given on ``day``, imaged ``imaging_delay_h`` later."""
+    """A tracer scan: tracer given on ``day`` (study day), imaged ``imaging_delay_h`` hours later.
+
+    ``activity_mbq``: tracer activity, MBq (default per isotope: :data:`DEFAULT_TRACER_MBQ`).
+    """
 
     name: str = Field(description="unique scan name, referenced by rai.require and branches")
     day: int = Field(description="day the tracer is given (day 1 = first TKI dose; <= 0 before TKI)")
@@ -176,17 +182,22 @@ class Scan(_Strict):
 
     @property
     def tracer_mbq(self) -> float:
+        """Tracer activity, MBq (``activity_mbq``, else the isotope's default)."""
         return self.activity_mbq if self.activity_mbq is not None else DEFAULT_TRACER_MBQ[self.isotope]
 
     @property
     def delay_h(self) -> float:
+        """Imaging delay after the tracer, h (``imaging_delay_h``, else the readout's default)."""
         if self.imaging_delay_h is not None:
             return self.imaging_delay_h
         return DEFAULT_IMAGING_DELAY_H.get(self.readout or "", 24.0)
 
 
 class TSH(_Strict):
-    """TSH stimulation before every tracer and therapy administration."""
+    """TSH stimulation before every tracer and therapy administration.
+
+    rhTSH: 0.9 mg IM, ``injection_days_before`` days before each administration.
+    """
 
     method: Literal["rhTSH", "withdrawal", "none"] = Field(
         "rhTSH", description="rhTSH injections, thyroid-hormone withdrawal (~4 weeks), or none"
@@ -198,7 +209,11 @@ class TSH(_Strict):
 
 
 class RAI(_Strict):
-    """Radioiodine (I-131) therapy: day, activity policy and safety limits."""
+    """Radioiodine (I-131) therapy: day, activity policy and safety limits.
+
+    ``day`` is a study day; activities and limits in GBq, doses in Gy, ``tki_days_after_rai`` in
+    days, ``stunning_factor`` a fold of the tracer-predicted uptake, imaging delay in h.
+    """
 
     day: int = Field(description="day I-131 therapy is given")
     policy: str = Field(description="fixed, dosimetry_max_11.1 or dosimetry_guided")
@@ -235,7 +250,7 @@ class RAI(_Strict):
 
 
 class Branch(_Strict):
-    """If ``on_fail``'s readout fails: continue TKI, re-scan, and treat if the re-scan succeeds."""
+    """If ``on_fail``'s readout fails: continue TKI, re-scan, and treat if the re-scan succeeds (days: study days)."""
 
     on_fail: str = Field(description="name of the scan whose failure triggers this branch")
     extend_tki_to_day: int = Field(description="TKI continues to this day (inclusive)")
@@ -244,7 +259,10 @@ class Branch(_Strict):
 
 
 class Lesion(_Strict):
-    """A tumour lesion: site and size (``mass_g`` or ``diameter_mm``, one of them)."""
+    """A tumour lesion: site and size (``mass_g`` in g or ``diameter_mm`` in mm, one of them).
+
+    ``nis_capacity`` and ``radiosensitivity`` are folds (dimensionless).
+    """
 
     name: str | None = Field(None, description="label used in outputs (default lesionN)")
     site: str = Field(
@@ -280,7 +298,7 @@ class Lesion(_Strict):
 
 
 class Patient(_Strict):
-    """The simulated patient: genotype, covariates and lesions."""
+    """The simulated patient: genotype, covariates (weight kg, baseline Tg ng/mL) and lesions."""
 
     genotype: str = Field(description="BRAF_V600E, RAS or OTHER")
     sex: Literal["female", "male"] = Field("female", description="female or male (PK covariate)")
@@ -331,11 +349,13 @@ class FollowUp(_Strict):
 
     @property
     def end_months(self) -> float:
-        """End of the simulated follow-up, months after the anchor."""
+        """End of the simulated follow-up, months after the anchor (RAI, else day 1)."""
         return self.horizon_months if self.horizon_months is not None else self.months[-1]
 
 
 class SolverOptions(_Strict):
+    """Numerical options: tolerances (``atol`` in state units), step budget (a count), output step (h)."""
+
     rtol: float = Field(1e-7, gt=0, lt=1e-2, description="relative tolerance of the adaptive ODE solver")
     atol: float = Field(1e-10, gt=0, description="absolute tolerance (state units: mg, folds, MBq per MBq)")
     max_steps: int = Field(100_000, ge=100, description="solver step budget per course; exceeding it is reported")
@@ -364,22 +384,25 @@ class Protocol(_Strict):
     # -- derived quantities -------------------------------------------------
 
     def all_scans(self) -> list[Scan]:
+        """The scans and every branch's re-scan, in that order."""
         return [*self.scans, *(b.rescan for b in self.branches)]
 
     def scan(self, name: str) -> Scan:
+        """The scan (or branch re-scan) called ``name``; KeyError if none."""
         for s in self.all_scans():
             if s.name == name:
                 return s
         raise KeyError(name)
 
     def followup_end_day(self) -> float:
-        """Last day of follow-up (fractional), the end of every simulation."""
+        """Last study day of follow-up (fractional days), the end of every simulation."""
         rai_days = [self.rai.day] if self.rai else []
         rai_days += [b.rai_day for b in self.branches] if self.rai else []
         anchor = max(rai_days) if rai_days else 1
         return anchor + self.followup.end_months * DAYS_PER_MONTH
 
     def content_hash(self) -> str:
+        """SHA-256 hex digest of the protocol's content (canonical JSON)."""
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -515,7 +538,7 @@ def protocol_json_schema() -> dict:
 
 
 def isotope_decay_per_h(isotope: str) -> float:
-    """Physical decay constant, 1/h."""
+    """Physical decay constant of ``isotope`` (``"I-123"``, ``"I-124"``, ``"I-131"``), 1/h."""
     import math
 
     return math.log(2.0) / ISOTOPE_HALF_LIFE_H[isotope]

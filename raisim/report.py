@@ -11,7 +11,10 @@ import pandas as pd
 
 
 def predictive_markdown(table: pd.DataFrame) -> str:
-    """Observed counts against predictive intervals, one line per count (``predictive_table`` rows)."""
+    """Observed counts against predictive intervals, one line per count (``predictive_table`` rows).
+
+    Counts, means and intervals are numbers of patients; ``p_tail`` is a probability.
+    """
     lines = [
         "| trial | arm | endpoint | count | n | observed | predicted mean | 90 % interval | 95 % interval | p_tail |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -31,7 +34,11 @@ def predictive_markdown(table: pd.DataFrame) -> str:
 
 
 def diagnostics_markdown(diag: pd.DataFrame) -> str:
-    """Posterior summary and sampler diagnostics of the shipped fit."""
+    """Posterior summary and sampler diagnostics of the shipped fit.
+
+    Medians and intervals are in each parameter's card unit; R-hat and ESS are dimensionless; wall
+    time in min.
+    """
     lines = [
         "| parameter (card) | posterior median | 90 % interval | R-hat | bulk ESS | tail ESS |",
         "|---|---|---|---|---|---|",
@@ -52,7 +59,7 @@ def diagnostics_markdown(diag: pd.DataFrame) -> str:
 
 
 def emulator_markdown(validation: pd.DataFrame) -> str:
-    """How far the emulator is from the full model on held-out population draws."""
+    """How far the emulator is from the full model on held-out population draws (probability scale)."""
     v = validation.dropna(subset=["full", "emulator"])
     err = v["error"].abs()
     within = (err <= 2 * v["mc_se"] + 0.02).mean()

@@ -31,14 +31,22 @@ def sphere_diameter_mm(volume_ml: Float[Array, ...]) -> Float[Array, ...]:
 def dale_bed_gy(dose_gy, decay_per_h, repair_per_h, alpha_beta_gy):
     """BED of an exponentially decaying dose rate (Dale 1985), Gy.
 
-    BED = D [1 + D λ / ((μ + λ)(α/β))], with λ the effective decay constant of
-    the dose rate and μ the repair rate constant (both 1/h).
+    BED = D [1 + D λ / ((μ + λ)(α/β))], with D = ``dose_gy`` the total absorbed dose (Gy),
+    λ = ``decay_per_h`` the effective decay constant of the dose rate and μ = ``repair_per_h``
+    the repair rate constant (both 1/h), and α/β = ``alpha_beta_gy`` (Gy).
     """
     return dose_gy * (1.0 + dose_gy * decay_per_h / ((repair_per_h + decay_per_h) * alpha_beta_gy))
 
 
 class Response(eqx.Module):
-    """Growth, TKI and radiation effects on lesions, and thyroglobulin."""
+    """Growth, TKI and radiation effects on lesions, and thyroglobulin.
+
+    Rate constants ``growth_per_h``, ``repair_per_h``, ``dead_clearance_per_h`` and
+    ``tg_clearance_per_h``: 1/h; ``tki_kill_per_h``: 1/h per unit ERK inhibition;
+    ``alpha_per_gy``: LQ α per lesion, 1/Gy; ``alpha_beta_gy``: Gy; ``clonogens_per_ml``:
+    clonogenic cells per mL of viable tumour; ``cr_diameter_mm``: mm;
+    ``tg_differentiation_exponent``: dimensionless.
+    """
 
     growth_per_h: Float[Array, ""]
     tki_kill_per_h: Float[Array, ""]
@@ -53,7 +61,11 @@ class Response(eqx.Module):
 
     @classmethod
     def from_cards(cls, radiosensitivity=(1.0,), overrides: dict[str, float] | None = None) -> Response:
-        """Typical parameters; ``radiosensitivity`` is each lesion's α relative to the typical lesion."""
+        """Typical parameters; ``radiosensitivity`` is each lesion's α relative to the typical lesion (fold).
+
+        ``overrides`` replace response-card values by name (card units: doubling and clearance
+        times in days, other half-lives in h, α 1/Gy, α/β Gy).
+        """
         v = dict(card_values("biology/response.yaml"))
         v.update(overrides or {})
         f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
@@ -72,7 +84,7 @@ class Response(eqx.Module):
         )
 
     def bed_gy(self, dose_gy, decay_per_h):
-        """Dale BED for this lesion's α/β and repair rate, Gy."""
+        """Dale BED for this lesion's α/β and repair rate, Gy (``dose_gy``: Gy; ``decay_per_h``: 1/h)."""
         return dale_bed_gy(dose_gy, decay_per_h, self.repair_per_h, self.alpha_beta_gy)
 
     def volumes_ml(
@@ -89,8 +101,10 @@ class Response(eqx.Module):
             t_h: time grid, h (t = 0 at the first dose; V = ``v0_ml`` there untreated).
             v0_ml: lesion volumes at t = 0, mL.
             cum_erk_inhibition_h: ∫ max(1 − ERK, 0) dt from t = 0, h.
-            dose_fraction: fraction of each lesion's total absorbed dose delivered by t.
+            dose_fraction: fraction of each lesion's total absorbed dose delivered by t (in [0, 1]).
             bed_gy: total BED per lesion, Gy.
+
+        Returns (viable, dead) volumes, mL, shape ``(t, l)``.
         """
         log_env = self.growth_per_h * t_h - self.tki_kill_per_h * cum_erk_inhibition_h
         envelope = v0_ml[None, :] * jnp.exp(log_env)[:, None]
@@ -116,7 +130,8 @@ class Response(eqx.Module):
     def sterilisation_probability(self, v0_ml: Float[Array, " l"], bed_gy: Float[Array, " l"]) -> Float[Array, " l"]:
         """Probability that no clonogen of a lesion survives its BED (Poisson TCP), per lesion.
 
-        Expected surviving clonogens = clonogen density × volume at RAI (mL) × exp(−α·BED).
+        Expected surviving clonogens = clonogen density × volume at RAI (``v0_ml``, mL) ×
+        exp(−α·BED) with ``bed_gy`` in Gy; returns a probability in [0, 1] per lesion.
         """
         survivors = self.clonogens_per_ml * v0_ml * jnp.exp(-self.alpha_per_gy * bed_gy)
         return jnp.exp(-survivors)
@@ -128,7 +143,11 @@ class Response(eqx.Module):
         organification: Float[Array, "t l"],
         baseline_tg_ng_ml: float,
     ) -> Float[Array, " t"]:
-        """Serum Tg on the grid, ng/mL; production ∝ Σ viable volume × organification^κ."""
+        """Serum Tg on the grid, ng/mL; production ∝ Σ viable volume × organification^κ.
+
+        ``t_h``: time grid, h; ``viable_ml``: viable lesion volumes, mL; ``organification``:
+        fold of untreated; ``baseline_tg_ng_ml``: Tg at the first grid point, ng/mL.
+        """
         prod = jnp.sum(viable_ml * jnp.maximum(organification, 0.0) ** self.tg_differentiation_exponent, axis=1)
         rel = prod / jnp.maximum(prod[0], 1e-30)
         k = self.tg_clearance_per_h
@@ -154,7 +173,8 @@ class Response(eqx.Module):
 
         CR: every lesion below ``cr_diameter_mm``; PD: sum ≥ 1.2 × nadir and
         ≥ 5 mm above it (nadir over baseline and earlier assessments); PR: sum
-        ≤ 0.7 × baseline; otherwise SD.
+        ≤ 0.7 × baseline; otherwise SD. ``diam_mm``: lesion diameters on the grid, mm.
+        Returns per assessment ``sum_diameters_mm`` (mm), ``change_from_baseline_pct`` (%) and ``category``.
         """
         import numpy as np
 
@@ -180,7 +200,10 @@ class Response(eqx.Module):
 
     @staticmethod
     def progression_time_h(t_h, diam_mm, baseline_index: int) -> float | None:
-        """First time (h) the sum of diameters is ≥ 20 % and ≥ 5 mm above its running nadir."""
+        """First time (h) the sum of diameters is ≥ 20 % and ≥ 5 mm above its running nadir.
+
+        ``t_h``: time grid, h; ``diam_mm``: lesion diameters on it, mm; None if it never happens.
+        """
         import numpy as np
 
         sums = np.asarray(diam_mm).sum(axis=1)

@@ -49,6 +49,8 @@ CHUNK_DIR = "chunks"
 
 @dataclass
 class RunReport:
+    """What a sweep run did: work units (counts), patient-protocols simulated, wall time (s), failed solves."""
+
     units_total: int
     units_done_now: int
     units_skipped: int
@@ -58,6 +60,7 @@ class RunReport:
 
     @property
     def rate(self) -> float:
+        """Throughput, patient-protocols per second of wall time (NaN when no time elapsed)."""
         return self.patient_protocols / self.wall_s if self.wall_s > 0 else float("nan")
 
 
@@ -152,7 +155,12 @@ def run_sweep(
     progress: bool = True,
     config_path: str | Path | None = None,
 ) -> RunReport:
-    """Run every missing work unit of ``sweep`` into ``out`` (see the module docstring)."""
+    """Run every missing work unit of ``sweep`` into ``out`` (see the module docstring).
+
+    Each chunk row is one patient: outcome columns in the units of
+    :func:`raisim.batch.outcome_frame` (GBq, Gy, months, %, probabilities). ``devices``: local
+    devices to split patients over (a count).
+    """
     draws = parameter_draws(sweep)
     overrides = draws_as_overrides(draws)
     proc, n_proc = jax.process_index(), jax.process_count()

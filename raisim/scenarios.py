@@ -51,8 +51,9 @@ def tki_only_protocol(
 
     Args:
         genotype: BRAF_V600E, RAS or OTHER.
-        regimen: a name of :data:`STANDARD_REGIMENS` or a list of drug entries.
-        stop_day: last day on TKI.
+        regimen: a name of :data:`STANDARD_REGIMENS` or a list of drug entries
+            (``dose_mg`` mg per administration, ``interval_h`` hours).
+        stop_day: last study day on TKI (day 1 = first dose).
         tsh: TSH stimulation method (``none`` isolates the TKI effect).
         scans: tracer scans (they trigger rhTSH injections when ``tsh`` is rhTSH).
         followup_months: simulated horizon after day 1, months.

@@ -25,13 +25,17 @@ DOSE_PAD = 32  # dose arrays are padded to a multiple of this (fewer recompilati
 
 
 def day_to_h(day: float) -> float:
-    """Start of clinical day ``day`` in hours (day 1 starts at t = 0)."""
+    """Start of clinical (study) day ``day`` in hours (day 1 starts at t = 0 h)."""
     return 24.0 * (day - 1.0)
 
 
 @dataclass(frozen=True)
 class Course:
-    """One decision path through a protocol."""
+    """One decision path through a protocol.
+
+    ``conditions``: (scan name, succeeded) pairs required to follow it; ``rai_day`` and
+    ``tki_last_day``: study days (``rai_day`` None: no RAI on this course).
+    """
 
     conditions: tuple[tuple[str, bool], ...]  # (scan name, succeeded) required to follow this course
     scans: tuple[Scan, ...]
@@ -39,6 +43,7 @@ class Course:
     tki_last_day: int
 
     def describe(self) -> str:
+        """One line in words, e.g. ``selection succeeds: TKI to day 12, RAI on day 12`` (study days)."""
         if not self.conditions:
             cond = "all patients"
         else:
@@ -78,7 +83,11 @@ def enumerate_courses(p: Protocol) -> list[Course]:
 
 @dataclass(frozen=True)
 class Channel:
-    """One radioiodine administration of unit activity (1 MBq)."""
+    """One radioiodine administration of unit activity (1 MBq).
+
+    ``time_h``: administration time, h (t = 0 at the first TKI dose); ``uptake_factor``: fold of
+    lesion uptake (the therapy's stunning factor), dimensionless.
+    """
 
     kind: str  # "tracer" | "projection" | "therapy" | "padding"
     scan: str | None
@@ -89,7 +98,11 @@ class Channel:
 
 @dataclass
 class DoseSchedule:
-    """Oral doses per drug, padded: times (h) and amounts (mg), shape (n_drugs, n_max)."""
+    """Oral doses per drug, padded: times (h) and amounts (mg), shape (n_drugs, n_max).
+
+    ``days_on_drug``: days with at least one dose given, per drug; ``n_doses``: doses given per
+    drug (a count, padding excluded). Padding doses are 0 mg at a far-future time.
+    """
 
     drugs: tuple[str, ...]
     times_h: np.ndarray
@@ -106,8 +119,9 @@ def protocol_drugs(p: Protocol) -> tuple[str, ...]:
 def build_doses(p: Protocol, course: Course, seed: int, pad_to: int | None = None) -> DoseSchedule:
     """Dose times and amounts of one course (holds, dose changes and missed doses applied).
 
-    Missed doses are drawn with a generator seeded by ``seed`` and the drug name,
-    so the same seed gives the same doses in every course.
+    Missed doses are drawn with a generator seeded by ``seed`` and the drug's position in the
+    regimen, so the same seed gives the same doses in every course. ``pad_to``: dose slots per
+    drug (a count). Returns times in h and amounts in mg (see :class:`DoseSchedule`).
     """
     t = p.treatment
     regimen = t.regimen_for(p.patient.genotype)
@@ -148,7 +162,11 @@ def build_doses(p: Protocol, course: Course, seed: int, pad_to: int | None = Non
 
 
 def build_channels(p: Protocol, course: Course, n_channels: int | None = None) -> list[Channel]:
-    """Administrations of a course: each scan's tracer and its I-131 projection, then the therapy."""
+    """Administrations of a course: each scan's tracer and its I-131 projection, then the therapy.
+
+    Each is a unit-activity (1 MBq) channel at its time in h; ``n_channels`` pads the list to that
+    count with never-given channels.
+    """
     out: list[Channel] = []
     for s in course.scans:
         out.append(Channel("tracer", s.name, s.isotope, day_to_h(s.day)))
@@ -161,7 +179,11 @@ def build_channels(p: Protocol, course: Course, n_channels: int | None = None) -
 
 
 def channel_arrays(channels: list[Channel], withdrawal: bool, withdrawal_renal_factor: float):
-    """(admin_time_h, decay_per_h, renal_factor, uptake_factor) arrays for the iodine block."""
+    """(admin_time_h, decay_per_h, renal_factor, uptake_factor) arrays for the iodine block.
+
+    Times in h, decay constants 1/h, factors are folds (``withdrawal_renal_factor``: fold of
+    euthyroid renal clearance, applied to every channel when ``withdrawal``).
+    """
     times = np.asarray([c.time_h for c in channels], dtype=float)
     decay = np.asarray([isotope_decay_per_h(c.isotope) for c in channels], dtype=float)
     renal = np.full(len(channels), withdrawal_renal_factor if withdrawal else 1.0)
@@ -189,7 +211,7 @@ def grid_start_h(p: Protocol, courses: list[Course]) -> float:
 
 
 def administration_days(p: Protocol, course: Course) -> list[int]:
-    """Days with a radioiodine administration (tracers and therapy), for TSH stimulation."""
+    """Study days with a radioiodine administration (tracers and therapy), for TSH stimulation."""
     days = [s.day for s in course.scans]
     if course.rai_day is not None:
         days.append(course.rai_day)

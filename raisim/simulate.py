@@ -51,7 +51,10 @@ from .tsh import TSHForcing
 
 
 def build_model(p: Protocol, overrides: dict[str, dict] | None = None) -> PatientModel:
-    """Typical-value model of the protocol's patient (parameter cards, optional overrides per block)."""
+    """Typical-value model of the protocol's patient (parameter cards, optional overrides per block).
+
+    ``overrides``: ``{block: {name: value}}`` in the cards' units (``pk``: ``{drug: {key: value}}``).
+    """
     o = overrides or {}
     drugs = protocol_drugs(p)
     lesions = p.patient.lesions
@@ -67,7 +70,12 @@ def build_model(p: Protocol, overrides: dict[str, dict] | None = None) -> Patien
 
 
 def build_schedule(p: Protocol, model: PatientModel, course, seed: int, n_channels: int, dose_pad: int):
-    """Arrays of one course, padded to shared shapes (channels, doses, TSH events)."""
+    """Arrays of one course, padded to shared shapes (channels, doses, TSH events).
+
+    ``n_channels`` and ``dose_pad`` are counts (padded sizes). Returns the :class:`Schedule`
+    (dose times h, amounts mg, TSH mU/L, channel times h and decay 1/h), the dose schedule and
+    the channels.
+    """
     doses = build_doses(p, course, seed, pad_to=dose_pad)
     channels = build_channels(p, course, n_channels)
     times, decay, renal, uptake = channel_arrays(
@@ -87,7 +95,7 @@ def build_schedule(p: Protocol, model: PatientModel, course, seed: int, n_channe
 
 def time_grid(p: Protocol, courses, t_start_h: float) -> np.ndarray:
     """Shared output grid, h: fine (``solver.output_step_h``) through the active phase, daily after,
-    with every imaging, retention and assessment time on it exactly."""
+    with every imaging, retention and assessment time on it exactly; starts at ``t_start_h`` (h)."""
     step = p.solver.output_step_h
     t_end = day_to_h(p.followup_end_day())
     key = [0.0, t_end]
@@ -112,7 +120,10 @@ def time_grid(p: Protocol, courses, t_start_h: float) -> np.ndarray:
 
 @dataclass
 class SimulationResult:
-    """The outcome record, the long-format time course, and every solved course."""
+    """The outcome record, the long-format time course, and every solved course.
+
+    Units as in :class:`raisim.outcomes.PatientOutcome` and :func:`timecourse_frame`.
+    """
 
     outcome: PatientOutcome
     timecourse: pd.DataFrame
@@ -130,7 +141,7 @@ def _draw(seed: int, names: list[str]) -> dict[str, float]:
 
 @dataclass
 class Prepared:
-    """Everything a protocol needs before solving: model, courses, padded schedules, shared grid."""
+    """Everything a protocol needs before solving: model, courses, padded schedules, shared grid (h)."""
 
     protocol: Protocol
     model: PatientModel
@@ -165,7 +176,7 @@ def _solve_course(prep: Prepared, course: Course, sched_tuple) -> CourseArrays:
 
 
 def discontinued_course(course: Course, last_tki_day: int) -> Course:
-    """The rest of ``course`` skipped after a toxicity stop: TKI to ``last_tki_day``, no later scans or RAI."""
+    """The rest of ``course`` skipped after a toxicity stop: TKI to ``last_tki_day`` (study day), no later scans/RAI."""
     rai = course.rai_day if course.rai_day is not None and course.rai_day <= last_tki_day else None
     return Course(
         conditions=(*course.conditions, ("discontinued_for_toxicity", True)),
@@ -187,6 +198,8 @@ def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = Non
     Every course is solved; the scan draws pick the one the patient follows. A
     grade ≥ 3 AE drawn on that course that leads to discontinuation ends the TKI
     on the AE day and skips the rest of the protocol (later scans, RAI).
+    ``overrides``: parameter-card values per block, card units (see :func:`build_model`).
+    Units of the result: see :class:`raisim.outcomes.PatientOutcome` and :func:`timecourse_frame`.
     """
     prep = prepare(p, seed, overrides)
     model = prep.model
@@ -363,7 +376,13 @@ def _outcome(p, model, ca, readouts, seed, solved):
 
 
 def timecourse_frame(p: Protocol, model: PatientModel, ca: CourseArrays, lc: dict, activity_gbq: float) -> pd.DataFrame:
-    """Long-format time course: columns time_h, quantity, lesion, value."""
+    """Long-format time course: columns time_h (h), quantity, lesion, value.
+
+    Each quantity's unit is in its name: ``conc_total_ng_ml`` ng/mL, ``conc_unbound_nM`` nM,
+    ``blood_activity_mbq``/``lesion_activity_mbq`` MBq, ``lesion_dose_gy`` Gy, ``lesion_volume_ml``
+    mL, ``tg_ng_ml`` ng/mL; ``erk_activity``, ``her3``, ``her_adaptive`` and ``membrane_nis`` are
+    folds of untreated. ``activity_gbq``: the therapy activity, GBq.
+    """
     with np.errstate(invalid="ignore", over="ignore"):
         return _timecourse_frame(p, model, ca, lc, activity_gbq)
 

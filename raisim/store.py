@@ -51,6 +51,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (temporary file + rename)."""
     atomic_write_bytes(path, text.encode())
 
 
@@ -86,6 +87,7 @@ def git_commit() -> str | None:
 
 
 def library_versions() -> dict[str, str | None]:
+    """Installed version of each library in :data:`LIBRARIES` (None when not installed)."""
     out = {}
     for name in LIBRARIES:
         try:
@@ -96,6 +98,7 @@ def library_versions() -> dict[str, str | None]:
 
 
 def config_hash(config: dict) -> str:
+    """SHA-256 hex digest of ``config`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 

@@ -73,7 +73,10 @@ def patient_indicators(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def draw_metrics(rows: pd.DataFrame, ind: pd.DataFrame | None = None) -> dict[str, float]:
-    """Every metric of one cell and one draw (``ind``: its :func:`patient_indicators`, if already computed)."""
+    """Every metric of one cell and one draw (``ind``: its :func:`patient_indicators`, if already computed).
+
+    Proportions are probabilities in [0, 1]; ``best_lesion_gy_*`` are absorbed doses in Gy.
+    """
     ind = patient_indicators(rows) if ind is None else ind
     out = {k: float(ind[k].mean()) if ind[k].notna().any() else np.nan for k in ind}
     treated = rows["treated"].astype(bool) & rows["ok"].astype(bool)
@@ -107,13 +110,19 @@ def reference_cells(sweep: Sweep) -> dict[int, int | None]:
 
 
 def reference_label(sweep: Sweep) -> str:
+    """The reference knob values in words, e.g. ``treatment.stop_day=14`` (values in their config units)."""
     cfg = sweep.config
     compare = cfg.compare or {next(iter(cfg.grid)): next(iter(cfg.grid.values()))[0]}
     return ", ".join(f"{k}={v}" for k, v in compare.items())
 
 
 def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
-    """``summary.csv`` of a finished run (read cell by cell: memory stays bounded)."""
+    """``summary.csv`` of a finished run (read cell by cell: memory stays bounded).
+
+    One row per cell × metric: ``estimate``, ``q05``/``q95``, ``mcse`` and the ``diff_*`` columns
+    in the metric's unit (probability in [0, 1] for proportions, Gy for ``best_lesion_gy_*``);
+    ``patients``, ``solver_failures`` and ``draws`` are counts.
+    """
     refs = reference_cells(sweep)
     ref_label = reference_label(sweep)
     cache: dict[int, pd.DataFrame] = {}
@@ -181,7 +190,11 @@ def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
 
 
 def dose_response_table(out: str | Path, bins: np.ndarray | None = None) -> pd.DataFrame:
-    """Treated patients pooled over cells: P(CR/PR at 6 months) by best-lesion absorbed dose bin, per genotype."""
+    """Treated patients pooled over cells: P(CR/PR at 6 months) by best-lesion absorbed dose bin, per genotype.
+
+    ``bins``: bin edges, Gy. Columns ``dose_mid_gy`` (geometric bin centre, Gy), ``p_cr_pr``
+    (probability in [0, 1]) and ``n`` (patients).
+    """
     bins = bins if bins is not None else np.array([0, 10, 20, 40, 80, 160, 320, np.inf])
     col = f"recist_{RESPONSE_MONTH}m"
     parts = []

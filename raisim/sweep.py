@@ -52,6 +52,8 @@ class Arm(_Strict):
 
 
 class CohortSettings(_Strict):
+    """The sweep's virtual cohort: patients, lesion slots and patients per work unit (all counts)."""
+
     patients: int = Field(200, gt=0, description="virtual patients per cell (the same patients in every cell)")
     max_lesions: int = Field(
         5, ge=1, le=20, description="lesion slots per patient (counts are drawn; padded slots are masked)"
@@ -60,6 +62,8 @@ class CohortSettings(_Strict):
 
 
 class Parameters(_Strict):
+    """Where the model parameters come from: typical values, prior or posterior draws (``draws`` a count)."""
+
     source: Literal["typical", "prior", "posterior"] = Field(
         "typical", description="typical values (one draw), prior draws, or posterior draws"
     )
@@ -77,6 +81,8 @@ class Parameters(_Strict):
 
 
 class SolverSettingsConfig(_Strict):
+    """The batched solve: tolerances (``atol`` in state units), step budget (a count), float precision."""
+
     rtol: float = Field(1e-6, gt=0, lt=1e-2, description="relative tolerance of the batched solve")
     atol: float = Field(1e-9, gt=0, description="absolute tolerance (state units: mg, folds, MBq per MBq)")
     max_steps: int = Field(
@@ -88,7 +94,10 @@ class SolverSettingsConfig(_Strict):
 
 
 class SweepConfig(_Strict):
-    """A sweep: base protocol, knobs, genotypes, arms, cohort, parameter draws, solver."""
+    """A sweep: base protocol, knobs, genotypes, arms, cohort, parameter draws, solver.
+
+    Knob values are in the protocol field's unit (days as study days, or ``end ± N``; doses mg).
+    """
 
     name: str = Field(description="sweep name shown in outputs")
     description: str = Field("", description="free text")
@@ -137,6 +146,7 @@ class Cell:
     protocol: Protocol
 
     def labels(self) -> dict[str, object]:
+        """Output columns of the cell: index, arm, genotype and each knob's value (in its config unit)."""
         return {"cell": self.index, "arm": self.arm, "genotype": self.genotype, **self.knobs}
 
 
@@ -151,11 +161,15 @@ class Sweep:
 
     @property
     def knob_names(self) -> list[str]:
+        """The grid's knobs (dotted protocol paths), in config order."""
         return list(self.config.grid)
 
 
 def load_sweep(path: str | Path, *, seed: int | None = None, patients: int | None = None) -> Sweep:
-    """Load and validate a sweep config; every problem is a one-line :class:`InputError`."""
+    """Load and validate a sweep config; every problem is a one-line :class:`InputError`.
+
+    ``seed`` and ``patients`` (a count) replace the config's values when given.
+    """
     p = Path(path)
     raw = read_yaml(p, "sweep YAML file")
     if not isinstance(raw, dict):
@@ -306,12 +320,15 @@ def _resolve_relative(d: dict, path: Path) -> None:
 
 @dataclass(frozen=True)
 class Unit:
+    """One work unit: grid cell, parameter draw and block of patients (indices)."""
+
     cell: int
     draw: int
     block: int
 
     @property
     def name(self) -> str:
+        """The unit's chunk file stem, e.g. ``cell0003_draw000_block00001``."""
         return f"cell{self.cell:04d}_draw{self.draw:03d}_block{self.block:05d}"
 
 
@@ -324,5 +341,6 @@ def work_units(sweep: Sweep, n_draws: int) -> list[Unit]:
 
 
 def block_patients(sweep: Sweep, block: int) -> np.ndarray:
+    """Patient numbers of work block ``block`` (``cohort.chunk`` consecutive patients)."""
     n, chunk = sweep.config.cohort.patients, sweep.config.cohort.chunk
     return np.arange(block * chunk, min((block + 1) * chunk, n))

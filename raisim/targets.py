@@ -63,10 +63,12 @@ class Target:
 
     @property
     def key(self) -> str:
+        """``<design>:<quantity>``: the same probability whichever table or row it comes from."""
         return f"{self.design}:{self.quantity}"
 
     @property
     def label(self) -> str:
+        """``<line>:<genotype>:<quantity>``, for people."""
         return f"{self.line}:{self.genotype}:{self.quantity}"
 
 
@@ -98,7 +100,11 @@ def nested_parent(table: TrialsTable) -> dict[int, int]:
 
 
 def row_genotypes(row: TrialRow, ras_share: float | None = None) -> list[str]:
-    """The genotypes whose patients make up the row's arm (BRAF_WT and ANY split as :func:`genotype_weights`)."""
+    """The genotypes whose patients make up the row's arm (BRAF_WT and ANY split as :func:`genotype_weights`).
+
+    ``ras_share``: RAS fraction of BRAF wild-type patients, in [0, 1] (default 0.5; only which
+    genotypes appear matters here).
+    """
     return sorted(genotype_weights(row, ras_share if ras_share is not None else 0.5))
 
 
@@ -134,7 +140,11 @@ def target_keys(table: TrialsTable) -> dict[tuple[int, str, str], str]:
 def patient_pairs(
     target: Target, outs: dict[tuple[int, str], dict], table: TrialsTable
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-patient (y, w) of ``target`` from the runs' outcome arrays (failed solves get w = 0)."""
+    """Per-patient (y, w) of ``target`` from the runs' outcome arrays (failed solves get w = 0).
+
+    ``y`` is a probability or a 0/1 indicator and ``w`` a weight in [0, 1] (dimensionless; see the
+    module table).
+    """
     out = outs[(target.line, target.genotype)]
     ok = np.asarray(out["ok"], bool)
     if target.quantity == "readout":
@@ -168,7 +178,11 @@ def simulate_runs(
     solver: SolverSettings | None = None,
     progress=None,
 ) -> dict[tuple[int, str], dict]:
-    """Outcome arrays of every run for one cohort (one population draw, or one per patient)."""
+    """Outcome arrays of every run for one cohort (one population draw, or one per patient).
+
+    ``overrides``/``patient_overrides``: parameter-card values per block (card units). Arrays as
+    :func:`raisim.batch.run_cohort` returns them (GBq, Gy, months, probabilities).
+    """
     solver = solver or SolverSettings(1e-6, 1e-9, 100_000)
     pad = merge_padding([cell_shapes(r.protocol) for r in runs])
     outs = {}
@@ -187,7 +201,7 @@ def simulate_runs(
 def arm_probabilities(
     table: TrialsTable, outs: dict[tuple[int, str], dict], targets: list[Target] | None = None
 ) -> dict[str, float]:
-    """``{target label: Σ w·y / Σ w}`` over the virtual cohort (NaN where every weight is 0)."""
+    """``{target label: Σ w·y / Σ w}`` over the virtual cohort: probabilities in [0, 1] (NaN if every weight is 0)."""
     targets = targets if targets is not None else table_targets(table)[0]
     probs = {}
     for t in targets:
@@ -197,7 +211,10 @@ def arm_probabilities(
 
 
 def categories(pd_, sd_given_not_pd, pr_given_cr_or_pr):
-    """P(CR, PR, SD, PD) (last axis) from the three continuation ratios (numpy or jax arrays)."""
+    """P(CR, PR, SD, PD) (last axis) from the three continuation ratios (numpy or jax arrays).
+
+    Inputs and outputs are probabilities in [0, 1]; the four categories sum to 1.
+    """
     not_pd = 1.0 - pd_
     sd = not_pd * sd_given_not_pd
     cr_or_pr = not_pd * (1.0 - sd_given_not_pd)

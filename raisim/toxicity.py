@@ -17,13 +17,18 @@ from .params import card_values
 
 
 class Toxicity(eqx.Module):
-    """Grade ≥ 3 AE hazards of the protocol's drugs."""
+    """Grade ≥ 3 AE hazards of the protocol's drugs.
+
+    ``hazard_per_day``: constant hazard per drug, 1/day; ``discontinuation_probability``:
+    probability in [0, 1] of stopping the TKI after a grade ≥ 3 AE.
+    """
 
     hazard_per_day: Float[Array, " d"]
     discontinuation_probability: Float[Array, ""]
 
     @classmethod
     def from_cards(cls, drugs: tuple[str, ...], overrides: dict[str, float] | None = None) -> Toxicity:
+        """Typical hazards (1/day) of ``drugs`` from the toxicity card; ``overrides`` replace card values by name."""
         v = dict(card_values("biology/toxicity.yaml"))
         v.update(overrides or {})
         return cls(
@@ -32,15 +37,17 @@ class Toxicity(eqx.Module):
         )
 
     def p_grade3(self, days_on_drug: Float[Array, " d"]) -> Float[Array, ""]:
-        """P(at least one grade ≥ 3 AE) over the given days on each drug."""
+        """P(at least one grade ≥ 3 AE) over ``days_on_drug`` (days on each drug); a probability in [0, 1]."""
         return 1.0 - jnp.exp(-jnp.sum(self.hazard_per_day * days_on_drug))
 
     def p_discontinuation(self, days_on_drug: Float[Array, " d"]) -> Float[Array, ""]:
-        """P(discontinuing the TKI after a grade ≥ 3 AE)."""
+        """P(discontinuing the TKI after a grade ≥ 3 AE) over ``days_on_drug`` (days); a probability in [0, 1]."""
         return self.discontinuation_probability * self.p_grade3(days_on_drug)
 
     def draw_event(self, days_on_drug: np.ndarray, u_event: float, u_stop: float) -> dict:
-        """One patient's grade ≥ 3 AE, from two uniforms (seeded by the caller).
+        """One patient's grade ≥ 3 AE, from two uniforms on [0, 1) (seeded by the caller).
+
+        ``days_on_drug``: days on each drug (hazards are 1/day).
 
         The event falls on the ``n``-th day on TKI, the first whole day at which the
         cumulative hazard Σ_d hazard_d · min(n, days_d) reaches −ln(u_event); none if

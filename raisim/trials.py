@@ -297,8 +297,8 @@ def parse_composition(text: str, *, n: int, file: str | Path | None = None, row:
 class TrialRow(BaseModel):
     """One validated row of the trials table.
 
-    Days are study days (day 1 = first TKI dose); ``n``/``k`` are patients;
-    ``rai_gbq`` is the I-131 activity in GBq; ``response_month`` is months
+    Days are study days (day 1 = first TKI dose); ``n``/``k`` and the RECIST counts
+    ``n_cr``…``n_pd`` are patients; ``rai_gbq`` is the I-131 activity in GBq; ``response_month`` is months
     after RAI. Blank cells are None (``note`` is ``""`` when blank).
 
     Attributes:

@@ -18,7 +18,11 @@ from .params import card_values
 
 
 class TSHForcing(eqx.Module):
-    """Serum TSH over time for one schedule of stimulations."""
+    """Serum TSH over time for one schedule of stimulations.
+
+    Event times (rhTSH injections, withdrawal windows) in h; rate constants ``ka_per_h``
+    and ``ke_per_h`` in 1/h; TSH levels in mU/L. Call it with a time (h) to get TSH (mU/L).
+    """
 
     injection_times_h: Float[Array, " m"]
     withdrawal_start_h: Float[Array, " w"]
@@ -35,8 +39,12 @@ class TSHForcing(eqx.Module):
     ) -> TSHForcing:
         """Stimulation before each administration time (hours).
 
-        ``n_slots`` pads the event arrays to a fixed number of administrations so
-        that schedules with different numbers of scans share one compiled shape.
+        Args:
+            method: ``"rhTSH"``, ``"withdrawal"`` or anything else for none (TSH stays suppressed).
+            administration_times_h: radioiodine administration times, h.
+            injection_days_before: rhTSH injections, days before each administration.
+            n_slots: pads the event arrays to a fixed number of administrations (a count) so
+                that schedules with different numbers of scans share one compiled shape.
         """
         v = card_values("biology/tsh.yaml")
         ka = v["rhtsh_ka_per_h"]
@@ -68,7 +76,7 @@ class TSHForcing(eqx.Module):
         )
 
     def jump_times_h(self) -> Float[Array, " j"]:
-        """Times where TSH has a kink or a step (for the step-size controller)."""
+        """Times (h) where TSH has a kink or a step (for the step-size controller)."""
         return jnp.concatenate([self.injection_times_h, self.withdrawal_start_h, self.withdrawal_end_h])
 
     def __call__(self, t: Float[Array, ""]) -> Float[Array, ""]:

@@ -75,6 +75,7 @@ def overrides_from_values(values: dict[str, float]) -> dict[str, dict]:
     Drug IC50s go to the pathway block as ``"<key>:<drug>"``; other drug values to
     ``pk`` as ``{drug: {key: value}}``; biology cards to their block. Entries of
     :data:`NOT_MODEL_CARDS` are left out (they are not part of a patient's model).
+    Values stay in each card's own unit.
     """
     out: dict[str, dict] = {}
     ic50_keys = set(TARGET_IC50_KEYS.values())
@@ -113,7 +114,10 @@ def _sample_prior(prior, rng: np.random.Generator, typical: float) -> float:
 
 
 def prior_draws(names: list[str], n: int, seed: int) -> pd.DataFrame:
-    """``n`` independent draws of the named parameters from their card priors (columns ``card:name``)."""
+    """``n`` independent draws of the named parameters from their card priors (columns ``card:name``).
+
+    Each value is in its card's unit (e.g. ``ic50_mek_nM`` in nM, ``*_t_half_h`` in h).
+    """
     rng = np.random.default_rng([seed, 7])
     rows = []
     for _ in range(n):
@@ -132,7 +136,10 @@ def typical_draws() -> pd.DataFrame:
 
 
 def read_draws(path: str | Path, source: str | Path, field: str) -> pd.DataFrame:
-    """A draws table from a ``posterior.nc`` (``raisim calibrate``) or a CSV with ``card:parameter`` columns."""
+    """A draws table from a ``posterior.nc`` (``raisim calibrate``) or a CSV with ``card:parameter`` columns.
+
+    Values are in each card's unit (natural units, not the prior's normal scores).
+    """
     p = Path(path)
     if p.suffix == ".nc":
         from .calibrate import load_posterior

@@ -67,3 +67,74 @@ def test_model_doc_parameter_tables_match_the_cards():
         assert name in values, name
         shown = float(text)
         assert any(abs(v - shown) <= 5e-3 * max(abs(v), 1e-12) + 1e-12 for v in values[name]), (name, text)
+
+
+def _own_docstring(obj) -> str | None:
+    """The docstring ``obj`` itself defines, or None (missing, inherited or auto-generated).
+
+    A class's doc must be in its own ``__dict__`` and differ from every base's (equinox
+    Module, pydantic BaseModel, Exception, ...); a dataclass or equinox Module without a
+    docstring gets its signature ``Name(field: type, ...)`` as ``__doc__``, which does not
+    count. A wrapped function (``eqx.filter_jit``) is judged by the function it wraps.
+    """
+    import inspect
+
+    if inspect.isclass(obj):
+        doc = obj.__dict__.get("__doc__")
+        inherited = {getattr(base, "__doc__", None) for base in obj.__mro__[1:]}
+        if not doc or doc in inherited or doc.startswith(f"{obj.__name__}("):
+            return None
+        return doc.strip() or None
+    fn = inspect.unwrap(obj)
+    doc = getattr(fn, "__doc__", None)
+    if not inspect.isfunction(fn) and doc == getattr(type(fn), "__doc__", None):
+        return None  # a callable instance showing its class's doc
+    return (doc or "").strip() or None
+
+
+def test_every_public_name_has_a_docstring():
+    """Every function and class in ``raisim.__all__`` documents itself (constants, modules and
+    type aliases are skipped); the helper is first checked to catch what it must catch."""
+    import dataclasses
+    import inspect
+    import typing
+
+    import equinox as eqx
+    from pydantic import BaseModel
+
+    import raisim
+
+    @dataclasses.dataclass
+    class _Bare:
+        x: int
+
+    class _BareModule(eqx.Module):
+        x: int
+
+    class _BareModel(BaseModel):
+        x: int
+
+    class _BareError(ValueError):
+        pass
+
+    def _bare_function():
+        pass
+
+    for bare in (_Bare, _BareModule, _BareModel, _BareError, _bare_function, eqx.filter_jit(_bare_function)):
+        assert _own_docstring(bare) is None, bare
+
+    def _documented():
+        """Documented."""
+
+    assert _own_docstring(_documented) == "Documented."
+
+    checked, missing = [], []
+    for name in raisim.__all__:
+        obj = getattr(raisim, name)
+        if inspect.ismodule(obj) or typing.get_origin(obj) is not None or not callable(obj):
+            continue  # constants (STANDARD_REGIMENS, TARGETS), modules, type aliases
+        checked.append(name)
+        if _own_docstring(obj) is None:
+            missing.append(name)
+    assert len(checked) >= 70, checked
+    assert not missing, f"public names without a docstring of their own: {missing}"
