@@ -47,7 +47,7 @@ from .emulator import (
     validate,
 )
 from .errors import InputError
-from .facts import fact_observations, fit_facts, simulate_facts
+from .facts import facts_signature, fit_facts, relevant_parameters, simulate_facts
 from .likelihood import TableLikelihood, numpyro_model
 from .params import MODELS_DIR, load_card, read_yaml
 from .predict import summarise_pmf
@@ -65,8 +65,17 @@ class EmulatorSettings(_Strict):
 
     file: str | None = Field(None, description="a trained emulator (.npz); default: the shipped one if it fits")
     patients: int = Field(2048, ge=16, description="design size: virtual patients, each with its own draw")
-    validation_draws: int = Field(6, ge=0, description="held-out population draws checked on the full model")
+    validation_draws: int = Field(
+        6,
+        ge=0,
+        description="held-out parameter draws checked on the full model (first-fit posterior draws if refining)",
+    )
     validation_patients: int = Field(96, ge=8, description="virtual patients per validation draw")
+    refine_patients: int = Field(
+        0,
+        ge=0,
+        description="refinement round: further virtual patients, each at a posterior draw of a first fit (0: none)",
+    )
 
 
 class NutsSettings(_Strict):
@@ -89,7 +98,8 @@ class SviSettings(_Strict):
 
 
 class CalibrationConfig(_Strict):
-    """``configs/calibration/*.yaml``."""
+    """A calibration config (``configs/calibration/*.yaml``): the trials, the method, the seed, the
+    fitted ``card:parameter`` names, and emulator and sampler settings (counts; fields in the README)."""
 
     trials: str = Field("models/data/trials.csv", description="trials CSV (relative to the working directory)")
     method: Literal["nuts", "svi"] = Field("nuts", description="nuts (4 chains) or svi; the CLI --method replaces it")
@@ -125,10 +135,26 @@ def load_calibration_config(path: str | Path) -> CalibrationConfig:
 
 
 def get_emulator(
-    cfg: CalibrationConfig, table: TrialsTable, out: Path, *, retrain: bool = False, log=print, progress=None
+    cfg: CalibrationConfig,
+    table: TrialsTable,
+    out: Path,
+    *,
+    retrain: bool = False,
+    log=print,
+    progress=None,
+    facts: ArmEmulator | None = None,
+    sampler_progress: bool = False,
 ) -> ArmEmulator:
     """The emulator for ``table``: the config's or shipped one if it fits (unless ``retrain``), else
-    trained and validated here."""
+    trained and validated here.
+
+    Training: the Sobol design (``emulator.patients``), then, with ``emulator.refine_patients``,
+    one refinement round: a fit on the first emulator (with ``facts``) gives posterior draws,
+    each of ``refine_patients`` new virtual patients gets one of them, and the network is
+    refitted on both designs, so it is most accurate where the posterior lies. The validation
+    draws are then further posterior draws of that first fit (held out from the refinement);
+    without refinement they are population draws from the prior (``z`` ~ N(0, 1), |z| ≤ 2).
+    """
     space = parameter_space(cfg.parameters)
     names = [p.name for p in space]
     candidates = [] if retrain else [Path(cfg.emulator.file)] if cfg.emulator.file else [SHIPPED / "emulator.npz"]
@@ -142,23 +168,44 @@ def get_emulator(
                 except InputError:
                     fits = False
             if fits:
-                log(f"emulator: {path} ({len(emu.keys)} targets, trained on {emu.meta.get('patients')} patients)")
+                n = emu.meta.get("patients", 0) + emu.meta.get("refine_patients", 0)
+                log(f"emulator: {path} ({len(emu.keys)} targets, trained on {n} virtual patients)")
                 return emu
             if cfg.emulator.file:
                 raise InputError(path, "emulator.file", "an emulator trained on these parameters and trials rows")
     log(f"emulator: {cfg.emulator.patients} virtual patients × every arm on the full model (saved blocks reused)")
     t0 = time.time()
     design = simulate_design(table, space, cfg.emulator.patients, cfg.seed, cache_dir=out, progress=progress)
-    design_wall = round(time.time() - t0, 1)
     meta = {"patients": cfg.emulator.patients, "seed": cfg.seed, "trials_hash": table_hash(table)}
-    meta["design_wall_s"] = design_wall
+    meta["design_wall_s"] = round(time.time() - t0, 1)
     emu = fit_emulator(design, space, meta)
-    emu.save(out / "emulator.npz")
-    if cfg.emulator.validation_draws:
+    n_ref, n_val = cfg.emulator.refine_patients, cfg.emulator.validation_draws
+    if n_ref:
+        log(f"refinement: a first fit, then {n_ref} more virtual patients at its posterior draws")
+        z_post = _posterior_points(cfg, TableLikelihood(table, emu, facts), n_ref + n_val, sampler_progress)
+        t0 = time.time()
+        refine = simulate_design(
+            table,
+            space,
+            n_ref,
+            cfg.seed,
+            cache_dir=out,
+            progress=progress,
+            points=z_post[:n_ref],
+            first_patient=cfg.emulator.patients,
+            block_name="refine_block",
+        )
+        meta |= {"refine_patients": n_ref, "refine_wall_s": round(time.time() - t0, 1)}
+        emu = fit_emulator(design.concat(refine), space, meta)
+        z = z_post[n_ref:]
+    else:
         rng = np.random.default_rng([cfg.seed, 11])
-        z = np.clip(rng.standard_normal((cfg.emulator.validation_draws, len(space))), -2.0, 2.0)
-        z[0] = 0.0  # the cards' typical values
+        z = np.clip(rng.standard_normal((n_val, len(space))), -2.0, 2.0)
+        if n_val:
+            z[0] = 0.0  # the cards' typical values
         z = np.clip(z, [p.z_low for p in space], [p.z_high for p in space])
+    emu.save(out / "emulator.npz")
+    if n_val:
         frame = validate(emu, table, z, cfg.emulator.validation_patients, cfg.seed + 1, progress=progress)
         frame.to_csv(out / "emulator_validation.csv", index=False)
         ok = frame.dropna()
@@ -170,22 +217,35 @@ def get_emulator(
     return emu
 
 
-FACT_POINTS = 512  # typical-patient simulations for the fact emulator
+def _posterior_points(cfg: CalibrationConfig, lik: TableLikelihood, n: int, progress: bool) -> np.ndarray:
+    """``n`` distinct posterior draws of ``z`` (normal scores) from a fit with ``cfg``'s sampler,
+    in a seeded random order."""
+    idata, _ = fit_posterior(cfg, lik, progress=progress)
+    z = np.stack([d["z"] for d in posterior_params(idata, lik)])
+    rng = np.random.default_rng([cfg.seed, 13])
+    return z[rng.permutation(len(z))[:n]]
+
+
+FACT_POINTS = 4096  # typical-patient simulations for the fact emulator (~0.2 s each)
 
 
 def get_facts(cfg: CalibrationConfig, out: Path, *, retrain: bool = False, log=print) -> ArmEmulator:
-    """The emulator of the biology facts' constraints: the shipped one when it fits (unless
-    ``retrain``), else simulated (cached in ``out``) and fitted here; saved as ``out/facts.npz``."""
+    """The emulator of the biology facts' constraints: the shipped one when it was fitted to
+    the same parameters, facts, thresholds, SDs and design size (unless ``retrain``), else
+    simulated (cached in ``out``, extended when it holds fewer points) and fitted here; saved
+    as ``out/facts.npz``."""
     space = parameter_space(cfg.parameters)
     shipped = SHIPPED / "facts.npz"
     if not retrain and shipped.exists():
         fe = ArmEmulator.load(shipped)
-        if [p.name for p in fe.parameters] == [p.name for p in space] and list(fe.keys) == list(fact_observations()):
+        if fe.meta.get("space") == [p.name for p in space] and fe.meta.get("facts") == facts_signature(FACT_POINTS):
             fe.save(out / "facts.npz")
             return fe
     log(f"facts: {FACT_POINTS} typical-patient simulations (raisim/facts.py)")
     z, values = simulate_facts(space, FACT_POINTS, cfg.seed, out / "facts_design.npz")
-    fe = fit_facts(z, values, space)
+    columns = relevant_parameters(space)
+    log("facts depend on: " + ", ".join(space[i].name.split(":")[-1] for i in columns))
+    fe = fit_facts(z, values, space, columns)
     fe.save(out / "facts.npz")
     return fe
 
@@ -198,7 +258,8 @@ def get_facts(cfg: CalibrationConfig, out: Path, *, retrain: bool = False, log=p
 def fit_posterior(
     cfg: CalibrationConfig, lik: TableLikelihood, *, progress: bool = True
 ) -> tuple[az.InferenceData, dict]:
-    """NUTS or SVI; returns the InferenceData (posterior in natural units) and run statistics."""
+    """NUTS or SVI; returns the InferenceData (posterior in each card's unit) and run statistics
+    (``wall_s`` in s; gradient evaluations and divergences are counts)."""
     from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO
     from numpyro.infer.autoguide import AutoMultivariateNormal
 
@@ -308,7 +369,8 @@ def thin(idata: az.InferenceData, keep: int) -> az.InferenceData:
 
 
 def posterior_diagnostics(idata: az.InferenceData, stats: dict) -> pd.DataFrame:
-    """Per-parameter summary (mean, sd, q05, q50, q95, r_hat, ess_bulk, ess_tail) plus run columns."""
+    """Per-parameter summary (mean, sd, q05, q50, q95 in the card's unit; r_hat, ess_bulk, ess_tail
+    dimensionless) plus run columns (``wall_s`` in s)."""
     var = fitted_variables(idata)
     summ = az.summary(idata, var_names=var, kind="all", hdi_prob=0.9, round_to="none")
     frame = pd.DataFrame(
@@ -336,7 +398,8 @@ def posterior_diagnostics(idata: az.InferenceData, stats: dict) -> pd.DataFrame:
 
 
 def posterior_params(idata: az.InferenceData, lik: TableLikelihood) -> list[dict]:
-    """The likelihood's parameters per posterior draw (chains stacked)."""
+    """The likelihood's parameters per posterior draw (chains stacked): ``z`` normal scores,
+    ``log_hazard`` ln(1/day), shares in [0, 1], ``logit_sd`` in logit units."""
     post = idata.posterior.stack(sample=("chain", "draw"))
     z = post["z"].transpose("sample", "parameter").to_numpy()
     haz = np.log(np.stack([post[f"toxicity.hazard_per_day_{d}"].to_numpy() for d in lik.drugs], axis=-1))
@@ -359,7 +422,8 @@ def posterior_params(idata: az.InferenceData, lik: TableLikelihood) -> list[dict
 
 
 def predictive_table(lik: TableLikelihood, draws: list[dict], seed: int, *, new_trials: bool) -> pd.DataFrame:
-    """Observed counts against their predictive distribution (exact pmfs mixed over draws).
+    """Observed counts (patients) against their predictive distribution (exact pmfs mixed over draws;
+    ``p_tail`` a probability).
 
     A trial the draws have no effect for (``new_trials``, or a left-out trial) gets a
     fresh effect per draw, N(0, logit_sd²). One row per observation and count.
@@ -431,7 +495,8 @@ def predictive_interval(pmf: np.ndarray, mass: float) -> tuple[int, int]:
 
 
 def prior_params(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
-    """Draws of the likelihood's parameters from the prior (for the prior predictive)."""
+    """Draws of the likelihood's parameters from the prior (for the prior predictive); units as in
+    :func:`posterior_params`."""
     from numpyro.infer import Predictive
 
     s = Predictive(numpyro_model, num_samples=n, return_sites=_sites(lik))(jax.random.PRNGKey(seed), lik, False)
@@ -450,7 +515,8 @@ def prior_params(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
 
 
 def load_posterior(path: str | Path) -> pd.DataFrame:
-    """Posterior draws of a ``posterior.nc`` as a table with ``card:parameter`` columns (one row per draw)."""
+    """Posterior draws of a ``posterior.nc`` as a table with ``card:parameter`` columns (one row per
+    draw, values in each card's unit)."""
     try:
         idata = az.from_netcdf(str(path))
         cards = json.loads(idata.posterior.attrs["card_parameters"])
@@ -495,10 +561,12 @@ def run_calibration(args) -> int:
                 bar = tqdm(desc="full-model simulations (arm × genotype runs)", unit="run", file=sys.stderr)
             bar.update(1)
 
-    emu = get_emulator(cfg, full, out, retrain=args.retrain, log=log, progress=progress)
+    facts = get_facts(cfg, out, retrain=args.retrain, log=log)
+    emu = get_emulator(
+        cfg, full, out, retrain=args.retrain, log=log, progress=progress, facts=facts, sampler_progress=show
+    )
     if bar is not None:
         bar.close()
-    facts = get_facts(cfg, out, retrain=args.retrain, log=log)
     lik = TableLikelihood(table, emu, facts)
     log(
         f"{len(lik.observations)} observations of {len(table.rows)} rows, {len(lik.trials)} trials"

@@ -253,6 +253,17 @@ class Design:
         with np.load(path, allow_pickle=False) as f:
             return cls(f["z"], [str(k) for k in f["keys"]], f["y"], f["w"])
 
+    def concat(self, other: Design) -> Design:
+        """This design's patients followed by ``other``'s (same targets)."""
+        if other.keys != self.keys:
+            raise ValueError("designs with different targets")
+        return Design(
+            np.concatenate([self.z, other.z]),
+            self.keys,
+            np.concatenate([self.y, other.y], axis=1),
+            np.concatenate([self.w, other.w], axis=1),
+        )
+
 
 DESIGN_BLOCK = 512  # patients per design block (each block is simulated, saved and reused on its own)
 
@@ -266,25 +277,32 @@ def simulate_design(
     max_lesions: int = 5,
     cache_dir: str | Path | None = None,
     progress=None,
+    points: np.ndarray | None = None,
+    first_patient: int = 0,
+    block_name: str = "design_block",
 ) -> Design:
     """Run every arm of ``table`` for ``patients`` virtual patients, each with its own design point.
 
     Patients are simulated in blocks of :data:`DESIGN_BLOCK`; with ``cache_dir`` each block is
-    saved (``design_block<b>.npz``) and a later run reuses every block that is exactly the one
+    saved (``<block_name><b>.npz``) and a later run reuses every block that is exactly the one
     it would simulate (same arms, design points and seed). Patient i and its design point are
     the same whatever ``patients`` is, so a larger design reuses a smaller one's blocks.
+
+    ``points`` (shape (patients, D), normal scores) replaces the Sobol points, e.g. posterior
+    draws for a refinement round; its virtual patients are numbered from ``first_patient``, so
+    they are new patients, not the Sobol design's again.
     """
     targets, runs = table_targets(table)
     unique = list({t.key: t for t in targets}.values())  # rows with the same design share a target
     keys = [t.key for t in unique]
-    z = design_points(space, patients, seed)
+    z = design_points(space, patients, seed) if points is None else np.asarray(points, float)
     parts = []
     for start in range(0, patients, DESIGN_BLOCK):
         idx = np.arange(start, min(start + DESIGN_BLOCK, patients))
-        path = Path(cache_dir) / f"design_block{start // DESIGN_BLOCK:03d}.npz" if cache_dir else None
+        path = Path(cache_dir) / f"{block_name}{start // DESIGN_BLOCK:03d}.npz" if cache_dir else None
         part = _cached_block(path, keys, z[idx])
         if part is None:
-            cohort = sample_cohort(idx, seed, max_lesions=max_lesions)
+            cohort = sample_cohort(idx + first_patient, seed, max_lesions=max_lesions)
             per_patient = [overrides_from_values(values_of(space, zi)) for zi in z[idx]]
             outs = simulate_runs(runs, cohort, patient_overrides=per_patient, progress=progress)
             pairs = [patient_pairs(t, outs, table) for t in unique]

@@ -53,47 +53,112 @@ def nis_curve(overrides: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def nis_log_ratios(overrides: dict) -> list[float]:
-    """The facts' log ratios (card order) for one set of overrides."""
+    """The facts' log ratios ln(NIS day a / NIS day b), dimensionless, in card order, for one set of
+    overrides (card units)."""
     day, nis = nis_curve(overrides)
     at = lambda d: float(np.interp(d, day, nis))  # noqa: E731
     return [float(np.log(at(a) / at(b))) for a, b in (RATIO_DAYS[n] for n in fact_observations())]
 
 
 def fact_observations() -> dict[str, tuple[float, float]]:
-    """``{fact: (threshold, softness SD)}`` from the facts card."""
+    """``{fact: (threshold, softness SD)}`` from the facts card, both in ln-ratio units (dimensionless)."""
     card = load_card(FACTS_CARD).parameters
     return {k: (e.prior.mean, e.prior.sd) for k, e in card.items()}
 
 
 def simulate_facts(space: list[FittedParameter], n: int, seed: int, cache: Path | None = None, progress=None):
-    """(z, values) of every fact at ``n`` Sobol points (seed offset from the arm design's); cached in ``cache``."""
+    """(z, values) of every fact at ``n`` Sobol points (seed offset from the arm design's); ``z`` normal
+    scores, ``values`` ln ratios (both dimensionless); cached in ``cache``.
+
+    A cache made with fewer points of the same sequence is extended, not recomputed (Sobol
+    prefixes agree: the first m of n points are the m points)."""
     z = design_points(space, n, seed + 1000)
+    done = np.zeros((0, len(fact_observations())))
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as f:
+            m = min(len(f["z"]), n)
             if (
-                f["z"].shape == z.shape
-                and np.array_equal(f["z"], z)
-                and f["values"].shape[1] == len(fact_observations())
+                f["z"].shape[1] == z.shape[1]
+                and np.array_equal(f["z"][:m], z[:m])
+                and f["values"].shape[1] == done.shape[1]
             ):
-                return z, f["values"]
-    values = []
-    for zi in z:
+                done = f["values"][:m]
+    values = list(done)
+    for i, zi in enumerate(z[len(done) :]):
         values.append(nis_log_ratios(overrides_from_values(values_of(space, zi))))
         if progress is not None:
             progress()
+        if cache is not None and (i + 1) % 256 == 0:  # an interrupted run keeps what it simulated
+            _save_cache(cache, z[: len(values)], np.asarray(values))
     values = np.asarray(values)
-    if cache is not None:
-        np.savez_compressed(cache, z=z, values=values)
+    if cache is not None and len(values) > len(done):
+        _save_cache(cache, z, values)
     return z, values
 
 
-def fit_facts(z: np.ndarray, values: np.ndarray, space: list[FittedParameter]) -> ArmEmulator:
-    """The constraints' probabilities as an :class:`ArmEmulator` (one output per fact, card order)."""
+def _save_cache(cache: Path, z: np.ndarray, values: np.ndarray) -> None:
+    tmp = cache.with_name(f".{cache.stem}.tmp.npz")
+    np.savez_compressed(tmp, z=z, values=values)
+    tmp.replace(cache)
+
+
+def facts_signature(points: int) -> dict:
+    """What a fitted fact emulator depends on besides the parameter space: the design size and
+    each fact's threshold and softness SD (stored in its metadata; a change forces a refit)."""
+    return {"points": int(points), "constraints": {k: list(v) for k, v in fact_observations().items()}}
+
+
+def relevant_parameters(space: list[FittedParameter], step: float = 1.0) -> list[int]:
+    """Indices of the parameters that move the facts' ratios at all (one-at-a-time steps of
+    ±``step`` in z from the cards' values). The typical patient's TKI-only NIS curve does not
+    depend on, e.g., iodine retention or radiosensitivity, and an emulator fed only the
+    parameters that matter learns the constraint boundary from far fewer simulations."""
+    base = np.asarray(nis_log_ratios({}))
+    keep = []
+    for i in range(len(space)):
+        for s in (-step, step):
+            zi = np.zeros(len(space))
+            zi[i] = float(np.clip(s, space[i].z_low, space[i].z_high))
+            if np.max(np.abs(np.asarray(nis_log_ratios(overrides_from_values(values_of(space, zi)))) - base)) > 1e-9:
+                keep.append(i)
+                break
+    return keep
+
+
+def fit_facts(
+    z: np.ndarray, values: np.ndarray, space: list[FittedParameter], columns: list[int] | None = None
+) -> ArmEmulator:
+    """P(fact satisfied), in [0, 1], as an :class:`ArmEmulator` (one output per fact, card order).
+
+    ``columns``: the parameters (indices into ``space``) the emulator takes as input, default
+    all; the emulator's ``parameters`` are those, so the likelihood selects them by name."""
+    cols = list(range(len(space))) if columns is None else list(columns)
     obs = fact_observations()
     thr = np.array([obs[n][0] for n in obs])
     sd = np.array([obs[n][1] for n in obs])
     y = norm.cdf((values - thr) / sd).T  # (facts, points): soft labels
-    return fit_emulator(Design(z, list(obs), y, np.ones_like(y)), space, {"facts": True})
+    sub = [space[i] for i in cols]
+    # held-out check: fit on 80 % of the points, classify the other 20 % (satisfied or not)
+    held = np.random.default_rng(7).random(len(z)) < 0.2
+    trial = fit_emulator(Design(z[~held][:, cols], list(obs), y[:, ~held], np.ones_like(y[:, ~held])), sub)
+    p = np.asarray(trial.probabilities(z[held][:, cols])).T
+    accuracy = ((p > 0.5) == (values[held] > thr).T).mean(axis=1)
+    meta = {
+        "space": [p.name for p in space],
+        "facts": facts_signature(len(z)),
+        "holdout_points": int(held.sum()),
+        "holdout_accuracy": {n: float(a) for n, a in zip(obs, accuracy, strict=True)},
+        "holdout_mean_abs_error": {n: float(e) for n, e in zip(obs, np.abs(p - y[:, held]).mean(axis=1), strict=True)},
+    }
+    return fit_emulator(Design(z[:, cols], list(obs), y, np.ones_like(y)), sub, meta)
 
 
-__all__ = ["fact_observations", "fit_facts", "nis_curve", "nis_log_ratios", "simulate_facts"]
+__all__ = [
+    "fact_observations",
+    "facts_signature",
+    "fit_facts",
+    "relevant_parameters",
+    "nis_curve",
+    "nis_log_ratios",
+    "simulate_facts",
+]

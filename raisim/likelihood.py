@@ -55,7 +55,8 @@ EPS = 1e-9
 
 @dataclass(frozen=True)
 class Observation:
-    """One observation site: ``name``, its rows, kind (binomial/multinomial), n and observed counts."""
+    """One observation site: ``name``, its rows, kind (binomial/multinomial), n and observed counts
+    (patients)."""
 
     name: str
     lines: tuple[int, ...]
@@ -78,6 +79,12 @@ class TableLikelihood:
         self.table = table
         self.emulator = emulator
         self.facts = facts
+        if facts is not None:  # the facts' inputs: a subset of the emulated parameters, by name
+            names = [p.name for p in emulator.parameters]
+            missing = [p.name for p in facts.parameters if p.name not in names]
+            if missing:
+                raise InputError("facts.npz", "parameters", f"parameters of the arm emulator (not {missing})")
+            self.fact_columns = np.array([names.index(p.name) for p in facts.parameters])
         self.trials = sorted({r.trial for r in table.rows})
         self.drugs = sorted({item.drug for r in table.rows for item in r.regimen})
         parent = nested_parent(table)
@@ -147,7 +154,9 @@ class TableLikelihood:
         return w / jnp.sum(w)
 
     def probabilities(self, params: dict, trial_effect: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        """Probability vector of every observation (``row…`` name → probs over its counts)."""
+        """Probability vector, in [0, 1], of every observation (``row…`` name → probs over its counts).
+
+        ``params`` as in :func:`raisim.calibrate.posterior_params`; ``trial_effect``: logit units."""
         logits = self.emulator.logits(params["z"])
         hazard = jnp.exp(params["log_hazard"])
         out = {}
@@ -203,7 +212,7 @@ class TableLikelihood:
     # -- priors ----------------------------------------------------------------
 
     def hazard_prior(self) -> tuple[np.ndarray, np.ndarray]:
-        """(ln median, ln gsd) of each drug's grade ≥ 3 hazard prior (toxicity card)."""
+        """(ln median, ln gsd) of each drug's grade ≥ 3 hazard prior (toxicity card; median in 1/day)."""
         card = load_card("biology/toxicity.yaml").parameters
         pri = [card[f"hazard_per_day_{d}"].prior for d in self.drugs]
         return np.array([math.log(p.median) for p in pri]), np.array([math.log(p.gsd) for p in pri])
@@ -238,7 +247,7 @@ def numpyro_model(lik: TableLikelihood, observed: bool = True) -> None:
     params = {"z": z, "log_hazard": log_hazard, "share_BRAF_V600E": share_braf, "share_RAS": share_ras}
     probs = lik.probabilities(params, {t: tau * u[i] for i, t in enumerate(lik.trials)})
     if lik.facts is not None:  # biology facts as soft constraints (raisim.facts)
-        logit = lik.facts.logits(z)
+        logit = lik.facts.logits(z[lik.fact_columns])
         for i, name in enumerate(lik.facts.keys):
             numpyro.deterministic(f"fact:{name}", jax.nn.sigmoid(logit[i]))  # P(constraint satisfied)
             if observed:

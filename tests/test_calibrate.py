@@ -204,3 +204,30 @@ def test_posterior_predictive_intervals_are_exact_pmf_quantiles():
     ae = got[got["observation"] == f"row{row.line}"].iloc[0]
     want = 1 - np.exp(-np.exp(draw["log_hazard_by_drug"]["trametinib"]) * 42)
     assert ae["mean"] == pytest.approx(row.n * want)
+
+
+def test_refinement_round_adds_new_patients_at_posterior_draws(tmp_path):
+    """``emulator.refine_patients``: a first fit's posterior draws become the design points of new
+    virtual patients, the network is refitted on both designs, and validation uses further
+    posterior draws held out from the refinement."""
+    import pandas as pd
+
+    from raisim.calibrate import get_emulator
+    from raisim.emulator import Design, design_points, parameter_space
+
+    row = next(r for r in TABLE.rows if r.criterion == "i123_tbr" and r.endpoint == "uptake")
+    table = TABLE.subset(lambda r: r.line == row.line)
+    names = ["biology/nis.yaml:erk_half_max", "biology/iodine.yaml:lesion_uptake_l_per_h_per_g"]
+    cfg = CalibrationConfig(
+        parameters=names,
+        emulator={"patients": 16, "refine_patients": 8, "validation_draws": 1, "validation_patients": 8},
+        nuts={"chains": 1, "warmup": 40, "samples": 40, "thin_to": 40},
+    )
+    emu = get_emulator(cfg, table, tmp_path, retrain=True, log=lambda m: None)
+    assert emu.meta["refine_patients"] == 8 and emu.meta["patients"] == 16
+    refine = Design.load(tmp_path / "refine_block000.npz")
+    sobol = design_points(parameter_space(names), 16, cfg.seed)
+    assert refine.z.shape == (8, 2) and not any((sobol == z).all(axis=1).any() for z in refine.z)
+    assert len({tuple(z) for z in refine.z}) > 1  # draws, not one point
+    val = pd.read_csv(tmp_path / "emulator_validation.csv")
+    assert val["draw"].nunique() == 1 and val["full"].between(0, 1).all()

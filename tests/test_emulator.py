@@ -87,3 +87,28 @@ def test_per_patient_parameters_equal_the_population_override_patient_by_patient
     np.testing.assert_array_equal(mixed["readout_p"][:8], pop["readout_p"][:8])
     np.testing.assert_array_equal(mixed["readout_p"][8:], typical["readout_p"][8:])
     assert not np.allclose(pop["readout_p"], typical["readout_p"])
+
+
+def test_design_at_given_points_numbers_its_patients_after_the_sobol_design():
+    """A refinement block (explicit design points, patients numbered from ``first_patient``) holds
+    exactly what the batched engine gives those patients at those draws, and new patients."""
+    from raisim.emulator import simulate_design
+    from raisim.targets import patient_pairs, simulate_runs, table_targets
+
+    row = next(r for r in TABLE.rows if r.criterion == "i123_tbr" and r.endpoint == "uptake")
+    table = TABLE.subset(lambda r: r.line == row.line)
+    space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/iodine.yaml:lesion_uptake_l_per_h_per_g"])
+    points = np.array([[0.5, -0.5], [-1.0, 1.0], [0.0, 0.0]])
+    d = simulate_design(table, space, 3, 0, points=points, first_patient=100)
+    np.testing.assert_array_equal(d.z, points)
+    from raisim.uncertainty import overrides_from_values
+
+    targets, runs = table_targets(table)
+    per = [overrides_from_values(values_of(space, z)) for z in points]
+    outs = simulate_runs(runs, sample_cohort(np.arange(100, 103), 0), patient_overrides=per)
+    y, w = patient_pairs(targets[0], outs, table)
+    np.testing.assert_array_equal(d.y[0], y)
+    first = simulate_design(table, space, 3, 0, points=points)  # patients 0-2: other patients
+    assert not np.array_equal(first.y, d.y)
+    both = first.concat(d)
+    assert both.z.shape == (6, 2) and both.y.shape == (1, 6)

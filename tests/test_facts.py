@@ -30,6 +30,33 @@ def test_fact_emulator_learns_where_a_constraint_holds():
     assert (p[0] > 0.9).all() and (p[1] < 0.1).all()
 
 
+def test_only_the_pathway_and_nis_parameters_move_the_facts():
+    """The typical patient's TKI-only NIS curve cannot depend on iodine, response or RAS-only
+    parameters; the fact emulator takes as input only the parameters that move it."""
+    from raisim.facts import relevant_parameters
+
+    names = [
+        "biology/pathway.yaml:erk_output_scale_BRAF_V600E",
+        "biology/pathway.yaml:feedback_k_RAS",
+        "biology/nis.yaml:erk_half_max",
+        "biology/iodine.yaml:lesion_retention_t_half_h",
+        "biology/response.yaml:alpha_per_gy",
+    ]
+    assert relevant_parameters(parameter_space(names)) == [0, 2]
+
+
+def test_fact_emulator_records_what_it_was_fitted_to():
+    from raisim.facts import facts_signature
+
+    space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/pathway.yaml:adaptive_gain"])
+    z = design_points(space, 64, 0)
+    values = np.stack([z[:, 0] * 0.1, -z[:, 0] * 0.1, z[:, 0] * 0.1 + 0.1625], axis=1)
+    fe = fit_facts(z, values, space, columns=[0])
+    assert [p.name for p in fe.parameters] == [space[0].name]
+    assert fe.meta["space"] == [p.name for p in space] and fe.meta["facts"] == facts_signature(64)
+    assert facts_signature(64) != facts_signature(128)
+
+
 def test_facts_enter_the_log_density():
     from numpyro.infer.util import log_density
 
@@ -45,5 +72,6 @@ def test_facts_enter_the_log_density():
 
     without = float(density(TableLikelihood(table, emu)))
     with_facts = float(density(TableLikelihood(table, emu, facts)))
-    expected = float(np.sum(jax.nn.log_sigmoid(facts.logits(params["z"]))))
+    cols = [[p.name for p in emu.parameters].index(p.name) for p in facts.parameters]
+    expected = float(np.sum(jax.nn.log_sigmoid(facts.logits(params["z"][np.array(cols)]))))
     assert with_facts == pytest.approx(without + expected, rel=1e-9, abs=1e-9)
