@@ -59,16 +59,19 @@ def diagnostics_markdown(diag: pd.DataFrame) -> str:
 
 
 def emulator_markdown(validation: pd.DataFrame) -> str:
-    """How far the emulator is from the full model on held-out population draws (probability scale)."""
+    """How far the emulator is from the full model on held-out parameter draws (probability scale),
+    with the three largest differences named."""
     v = validation.dropna(subset=["full", "emulator"])
     err = v["error"].abs()
     within = (err <= 2 * v["mc_se"] + 0.02).mean()
+    worst = v.assign(abs_error=err).nlargest(3, "abs_error")
+    named = "; ".join(f"`{r.target}` {r.emulator:.2f} vs {r.full:.2f} (SE {r.mc_se:.2f})" for r in worst.itertuples())
     return (
-        f"{v['draw'].nunique()} held-out population draws × {v['target'].nunique()} arm-level probabilities: "
+        f"{v['draw'].nunique()} held-out parameter draws × {v['target'].nunique()} arm-level probabilities: "
         f"|emulator − full model| median {err.median():.3f}, 90th percentile {err.quantile(0.9):.3f}, "
         f"max {err.max():.3f} (probability scale); the full model's own Monte-Carlo SE on its "
-        f"{'fixed'} cohort has median {v['mc_se'].median():.3f}; {100 * within:.0f} % of the differences are "
-        "within 2 SE + 0.02."
+        f"fixed cohort has median {v['mc_se'].median():.3f}; {100 * within:.0f} % of the differences are "
+        f"within 2 SE + 0.02. Largest (emulator vs full model): {named}."
     )
 
 

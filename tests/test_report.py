@@ -73,3 +73,21 @@ def test_predictive_table_flags_counts_outside_the_interval_and_counts_them():
         replace_block("a <!-- BEGIN x -->old<!-- END x --> b", "x", "new")
         == "a <!-- BEGIN x -->\nnew\n<!-- END x --> b"
     )
+
+
+def test_emulator_summary_names_the_largest_differences():
+    from raisim.report import emulator_markdown
+
+    v = pd.DataFrame(
+        {
+            "draw": [0, 0, 1, 1],
+            "target": ["1:RAS:readout", "2:RAS:readout", "1:RAS:readout", "2:RAS:readout"],
+            "full": [0.5, 0.2, 0.4, 0.9],
+            "emulator": [0.52, 0.2, 0.4, 0.3],
+            "mc_se": [0.05, 0.05, 0.05, 0.1],
+        }
+    )
+    v["error"] = v["emulator"] - v["full"]
+    text = emulator_markdown(v)
+    assert "2 held-out parameter draws × 2 arm-level probabilities" in text
+    assert "max 0.600" in text and text.index("`2:RAS:readout` 0.30 vs 0.90") < text.index("`1:RAS:readout` 0.52")
