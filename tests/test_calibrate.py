@@ -136,11 +136,21 @@ def _synthetic_trials(lik: TableLikelihood, truth: dict, n: int, seed: int) -> T
     return TrialsTable(tuple(rows), TABLE.path)
 
 
-def _recovery(method: str, n: int, settings: dict) -> tuple[list[str], list[str]]:
+def _recovery(method: str, n: int, settings: dict) -> tuple[list[str], list[str], float]:
+    """(identified parameters, those whose 90 % interval misses the truth, joint p-value).
+
+    The joint check is the one that matters: posterior errors of correlated parameters are
+    correlated, so one unlucky data set moves several marginal intervals off the truth at
+    once. The squared Mahalanobis distance of the truth from the posterior mean (posterior
+    covariance of the identified parameters) is chi-square with that many degrees of
+    freedom when the posterior is calibrated; a biased or overconfident fit gives a tiny
+    p-value."""
+    from scipy.stats import chi2
+
     emu = synthetic_emulator(TABLE, seed=3, scale=0.8)
     lik = TableLikelihood(TABLE, emu)
     loc, _ = lik.hazard_prior()
-    truth_z = np.array([0.8, -0.6, 0.5, -0.9, 0.4, 0.7, -0.3, 0.6, -0.5, 0.3, -0.7])[: len(emu.parameters)]
+    truth_z = np.resize([0.8, -0.6, 0.5, -0.9, 0.4, 0.7, -0.3, 0.6, -0.5, 0.3, -0.7, 0.2, -0.4], len(emu.parameters))
     truth = {"z": truth_z, "log_hazard": loc + 0.3, "share_BRAF_V600E": 0.46, "share_RAS": 0.28}
     table = _synthetic_trials(lik, truth, n, seed=1)
     cfg = CalibrationConfig.model_validate(
@@ -148,31 +158,37 @@ def _recovery(method: str, n: int, settings: dict) -> tuple[list[str], list[str]
     )
     idata, _ = fit_posterior(cfg, TableLikelihood(table, emu), progress=False)
     z = idata.posterior["z"].stack(s=("chain", "draw")).values  # (parameter, draws)
-    identified, missed = [], []
+    identified, missed, idx = [], [], []
     for i, p in enumerate(emu.parameters):
         lo, hi = np.quantile(z[i], [0.05, 0.95])
         if z[i].std() < 0.5:  # the design identifies it: the posterior is < half the prior's width
             identified.append(p.name)
+            idx.append(i)
             if not lo <= truth_z[i] <= hi:
                 missed.append(p.name)
-    return identified, missed
+    zi = z[idx]
+    err = truth_z[idx] - zi.mean(axis=1)
+    d2 = float(err @ np.linalg.solve(np.atleast_2d(np.cov(zi)), err))
+    return identified, missed, float(chi2.sf(d2, len(idx)))
 
 
 def test_parameter_recovery_small():
-    """Counts simulated from known parameters (n = 400 per row): the 90 % intervals of the
-    parameters the design identifies cover the truth (SVI, a CI-sized check)."""
-    identified, missed = _recovery("svi", 400, {"svi": {"steps": 1500, "learning_rate": 0.02, "samples": 400}})
+    """Counts simulated from known parameters (n = 400 per row): the posterior of the
+    parameters the design identifies is consistent with the truth (SVI, a CI-sized check)."""
+    identified, missed, p_joint = _recovery("svi", 400, {"svi": {"steps": 1500, "learning_rate": 0.02, "samples": 400}})
     assert len(identified) >= 4, identified
-    assert len(missed) <= 1, (missed, identified)  # 90 % intervals: about one miss in ten is expected
+    assert p_joint > 0.01, (p_joint, missed)
+    assert len(missed) <= len(identified) // 3, (missed, identified)  # gross failures only
 
 
 @pytest.mark.slow
 def test_parameter_recovery_nuts():
-    identified, missed = _recovery(
+    identified, missed, p_joint = _recovery(
         "nuts", 1000, {"nuts": {"chains": 2, "warmup": 500, "samples": 500, "thin_to": 1000}}
     )
     assert len(identified) >= 6, identified
-    assert len(missed) <= 1, (missed, identified)
+    assert p_joint > 0.01, (p_joint, missed)
+    assert len(missed) <= len(identified) // 3, (missed, identified)
 
 
 def test_posterior_predictive_intervals_are_exact_pmf_quantiles():
