@@ -35,12 +35,6 @@ def test_shipped_posterior_is_small_and_complete():
 
 
 @pytest.mark.fact
-@pytest.mark.xfail(
-    strict=True,
-    reason="quality bar of the calibration issue NOT met: under the shipped posterior the mean membrane-NIS "
-    "curve of BRAF V600E on dabrafenib + trametinib peaks around day 6, not 8-12, although the facts enter "
-    "the likelihood as constraints (raisim/facts.py); README 'Calibration' and the session note give the numbers",
-)
 def test_posterior_mean_membrane_nis_braf_on_dt_still_peaks_day_8_to_12():
     """Fact 2 under the calibrated parameters: the posterior-mean membrane NIS curve of a BRAF V600E
     patient on dabrafenib + trametinib peaks between day 8 and day 12 (16 evenly spaced draws)."""
