@@ -64,10 +64,11 @@ from .pathway import TARGETS, Pathway, target_inhibition  # noqa: E402
 from .pk import PK, DoseTable, one_compartment_oral_closed_form  # noqa: E402
 from .pkpop import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk  # noqa: E402
 from .pkreport import pk_report  # noqa: E402
+from .plots import predictive_figure  # noqa: E402
 from .predict import predict_table  # noqa: E402
 from .protocol import Protocol, load_protocol, protocol_from_dict, protocol_json_schema  # noqa: E402
 from .response import Response, dale_bed_gy, sphere_diameter_mm  # noqa: E402
-from .runner import run_sweep  # noqa: E402
+from .runner import read_chunks, run_sweep  # noqa: E402
 from .scenarios import STANDARD_REGIMENS, tki_only_protocol  # noqa: E402
 from .schedule import Course, build_doses, enumerate_courses  # noqa: E402
 from .simulate import SimulationResult, build_model, simulate  # noqa: E402
@@ -77,9 +78,12 @@ from .targets import arm_probabilities, table_targets  # noqa: E402
 from .toxicity import Toxicity  # noqa: E402
 from .trials import TrialRow, TrialsTable, load_trials, parse_regimen  # noqa: E402
 from .tsh import TSHForcing  # noqa: E402
-from .uncertainty import prior_draws, read_draws  # noqa: E402
+from .uncertainty import overrides_from_values, prior_draws, read_draws  # noqa: E402
 
 __all__ = [
+    "overrides_from_values",
+    "predictive_figure",
+    "read_chunks",
     "ArmEmulator",
     "CalibrationConfig",
     "TableLikelihood",

@@ -32,3 +32,18 @@ def test_notebook_executes(path):
 
 def test_every_notebook_is_checked():
     assert {p.name for p in NOTEBOOKS} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_uses_only_the_public_api(path):
+    """Every raisim name a notebook uses is in ``raisim.__all__`` (no module-internal imports)."""
+    import re
+
+    import raisim
+
+    nb = nbformat.read(path, as_version=4)
+    src = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    imported = {n.strip() for g in re.findall(r"from raisim[.\w]* import ([\w, ]+)", src) for n in g.split(",")}
+    used = set(re.findall(r"\braisim\.(\w+)", src)) | imported
+    assert used, "a notebook that uses no raisim API"
+    assert used <= set(raisim.__all__), sorted(used - set(raisim.__all__))
