@@ -33,7 +33,7 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format raisim tests benchmarks scripts
 
-## calibrate: train the emulator on the full model (~50 min on 2 cores), fit NUTS, check on the full model, ship models/posterior/
+## calibrate: train the emulator on the full model (~1 h on 2 cores: design, refinement at posterior draws, validation), fit NUTS, check on the full model (~9 min), ship models/posterior/
 calibrate: $(STAMP)
 	$(VENV)/bin/raisim calibrate configs/calibration/default.yaml --out results/calibration --force --retrain
 	$(PY) scripts/ship_posterior.py results/calibration
