@@ -20,6 +20,7 @@ point's soft label Φ((ratio − value) / sd), and the same network as the arm e
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from scipy.stats import norm
 from .emulator import ArmEmulator, Design, FittedParameter, design_points, fit_emulator, values_of
 from .params import load_card
 from .scenarios import tki_only_protocol
+from .store import atomic_write_bytes
 from .uncertainty import overrides_from_values
 
 FACTS_CARD = "calibration/facts.yaml"
@@ -97,9 +99,9 @@ def simulate_facts(space: list[FittedParameter], n: int, seed: int, cache: Path 
 
 
 def _save_cache(cache: Path, z: np.ndarray, values: np.ndarray) -> None:
-    tmp = cache.with_name(f".{cache.stem}.tmp.npz")
-    np.savez_compressed(tmp, z=z, values=values)
-    tmp.replace(cache)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, z=z, values=values)
+    atomic_write_bytes(cache, buf.getvalue())
 
 
 def facts_signature(points: int) -> dict:

@@ -75,3 +75,26 @@ def test_facts_enter_the_log_density():
     cols = [[p.name for p in emu.parameters].index(p.name) for p in facts.parameters]
     expected = float(np.sum(jax.nn.log_sigmoid(facts.logits(params["z"][np.array(cols)]))))
     assert with_facts == pytest.approx(without + expected, rel=1e-9, abs=1e-9)
+
+
+def test_fact_cache_is_extended_not_recomputed(tmp_path, monkeypatch):
+    """A cache of the first m Sobol points serves a run with n > m: only the new points are
+    simulated, and the cached values come back unchanged."""
+    import raisim.facts as facts
+
+    calls = []
+
+    def fake(overrides):
+        calls.append(overrides)
+        return [float(len(calls)), 0.0, 0.0]
+
+    monkeypatch.setattr(facts, "nis_log_ratios", fake)
+    space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/pathway.yaml:adaptive_gain"])
+    cache = tmp_path / "facts_design.npz"
+    z4, v4 = facts.simulate_facts(space, 4, 0, cache)
+    z8, v8 = facts.simulate_facts(space, 8, 0, cache)
+    assert len(calls) == 8  # 4, then the 4 new ones
+    np.testing.assert_array_equal(z8[:4], z4)
+    np.testing.assert_array_equal(v8[:4], v4)
+    facts.simulate_facts(space, 8, 0, cache)
+    assert len(calls) == 8  # all cached
