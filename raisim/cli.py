@@ -333,19 +333,12 @@ def cmd_calibrate(args) -> int:
 
 def cmd_schema(args) -> int:
     """``raisim schema``: print the JSON schema (or the README field table) of a config kind; exit code."""
-    from .report import config_reference_markdown
+    from .report import config_model, config_reference_markdown
 
     if args.markdown:
         print(config_reference_markdown(args.config))
-    elif args.config == "protocol":
-        from .protocol import protocol_json_schema
-
-        print(json.dumps(protocol_json_schema(), indent=args.indent))
     else:
-        from .calibrate import CalibrationConfig
-        from .sweep import SweepConfig
-
-        model = SweepConfig if args.config == "sweep" else CalibrationConfig
+        model = config_model(args.config)
         print(json.dumps(model.model_json_schema(), indent=args.indent))
     return 0
 

@@ -78,20 +78,29 @@ def emulator_markdown(validation: pd.DataFrame) -> str:
 CONFIG_KINDS = ("protocol", "sweep", "calibration")
 
 
+def config_model(kind: str = "protocol"):
+    """The pydantic model of one config kind: protocol, sweep or calibration."""
+    if kind == "sweep":
+        from .sweep import SweepConfig
+
+        return SweepConfig
+    if kind == "calibration":
+        from .calibrate import CalibrationConfig
+
+        return CalibrationConfig
+    if kind == "protocol":
+        from .protocol import Protocol
+
+        return Protocol
+    raise ValueError(f"config kind {kind!r}: one of {', '.join(CONFIG_KINDS)}")
+
+
 def config_reference_markdown(kind: str = "protocol") -> str:
     """The field reference table of one config kind (protocol, sweep or calibration): the
     README's config reference, generated from the pydantic models."""
-    from .protocol import Protocol, field_reference_markdown
+    from .protocol import field_reference_markdown
 
-    if kind == "sweep":
-        from .sweep import SweepConfig as model
-    elif kind == "calibration":
-        from .calibrate import CalibrationConfig as model
-    elif kind == "protocol":
-        model = Protocol
-    else:
-        raise ValueError(f"config kind {kind!r}: one of {', '.join(CONFIG_KINDS)}")
-    return field_reference_markdown(model)
+    return field_reference_markdown(config_model(kind))
 
 
 def replace_block(text: str, name: str, body: str) -> str:
@@ -131,6 +140,7 @@ def validation_markdown(tests: pd.DataFrame, ppc_full: pd.DataFrame) -> str:
 
 __all__ = [
     "CONFIG_KINDS",
+    "config_model",
     "config_reference_markdown",
     "block",
     "diagnostics_markdown",
