@@ -114,12 +114,22 @@ def main() -> None:
     ap.add_argument("--reference", type=int, default=200, help="patients run through the scipy reference (0: skip)")
     ap.add_argument("--micro-batch", type=int, default=16)
     ap.add_argument("--scaling", action="store_true", help="also time 128..4096 patients and 1..10 lesion slots")
+    ap.add_argument(
+        "--compare-tsit5", action="store_true", help="also time the same patients with Tsit5 to the end (no RKC tail)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     cell, sweep = the_cell()
     p = cell.protocol
     cfg = sweep.config
-    solver = SolverSettings(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_steps, None, args.micro_batch)
+    solver = SolverSettings(
+        cfg.solver.rtol,
+        cfg.solver.atol,
+        cfg.solver.max_steps,
+        None,
+        args.micro_batch,
+        tail_delay_h=cfg.solver.tail_delay_h,
+    )
     cohort = sample_cohort(args.patients, cfg.seed, max_lesions=cfg.cohort.max_lesions)
     out, rs = time_raisim(p, cohort, solver)
     rate, compile_s = rs["patient_protocols_per_s"], rs["compile_s_approx"]
@@ -131,9 +141,23 @@ def main() -> None:
         "devices": [str(d) for d in jax.local_devices()],
         "libraries": library_versions(),
         "cell": {**cell.labels(), "protocol": p.name},
-        "solver": {"rtol": solver.rtol, "atol": solver.atol, "micro_batch": solver.micro_batch},
+        "solver": {
+            "rtol": solver.rtol,
+            "atol": solver.atol,
+            "micro_batch": solver.micro_batch,
+            "tail_delay_h": solver.tail_delay_h,
+        },
         "raisim": rs,
     }
+    if args.compare_tsit5:
+        plain = SolverSettings(solver.rtol, solver.atol, solver.max_steps, None, solver.micro_batch, tail_delay_h=None)
+        out_plain, rp = time_raisim(p, cohort, plain, repeats=1)
+        result["raisim_tsit5_to_the_end"] = rp
+        result["tsit5_vs_rkc_tail_max_abs_diff"] = {
+            k: float(np.nanmax(np.abs(np.asarray(out[k], float) - np.asarray(out_plain[k], float))))
+            for k in ("readout_p", "activity_gbq", "best_lesion_gy", "sum_change_pct", "tg_change_pct")
+        }
+        print(f"Tsit5 to the end: {rp['patient_protocols_per_s']:.1f} patient-protocols/s warm")
     if args.reference:
         n = min(args.reference, len(cohort))
         models = cohort_model(typical_model(p, cohort.max_lesions), cohort)

@@ -33,7 +33,7 @@ from jaxtyping import Array, Bool, Float
 from .cohort import Cohort, cohort_model, stack_models
 from .dosimetry import Dosimetry
 from .iodine import Iodine
-from .model import PatientModel, solve
+from .model import PatientModel, Solution, solve_branches
 from .nis import NIS
 from .pathway import Pathway
 from .pk import PK
@@ -49,7 +49,7 @@ from .plan import (
     plan_cell,
     scan_positions,
 )
-from .protocol import DAYS_PER_MONTH, Protocol
+from .protocol import DAYS_PER_MONTH, TAIL_DELAY_H, Protocol
 from .response import Response, sphere_diameter_mm
 from .schedule import protocol_drugs
 from .toxicity import Toxicity
@@ -63,7 +63,9 @@ class SolverSettings(eqx.Module):
     ``rtol``: relative tolerance (dimensionless); ``atol``: absolute tolerance, in each state's
     own units (mg, fold, MBq per MBq, ...); ``max_steps``: solver step budget (a count);
     ``course``: index of the course to follow whatever the readouts (None: the drawn one);
-    ``micro_batch``: patients solved in lockstep (a count); ``dtype``: ``"float64"`` or ``"float32"``.
+    ``micro_batch``: patients solved in lockstep (a count); ``dtype``: ``"float64"`` or ``"float32"``;
+    ``tail_delay_h``: from this long (h) after a course's last dose, TSH event or administration, the
+    solve continues with the stabilised explicit method (:func:`raisim.model.solve`; None: Tsit5 to the end).
     """
 
     rtol: float = eqx.field(static=True, default=1e-7)
@@ -72,11 +74,12 @@ class SolverSettings(eqx.Module):
     course: int | None = eqx.field(static=True, default=None)  # follow this course whatever the readouts
     micro_batch: int = eqx.field(static=True, default=16)  # patients solved in lockstep (one vmapped kernel)
     dtype: str = eqx.field(static=True, default="float64")  # "float32": model, schedules and states in float32
+    tail_delay_h: float | None = eqx.field(static=True, default=TAIL_DELAY_H)
 
 
 def protocol_solver(p: Protocol, course: int | None = None) -> SolverSettings:
     """The protocol's ``solver`` section (tolerances, step budget) as settings of the batched engine."""
-    return SolverSettings(p.solver.rtol, p.solver.atol, p.solver.max_steps, course)
+    return SolverSettings(p.solver.rtol, p.solver.atol, p.solver.max_steps, course, tail_delay_h=p.solver.tail_delay_h)
 
 
 def typical_model(p: Protocol, max_lesions: int, overrides: dict[str, dict] | None = None) -> PatientModel:
@@ -173,15 +176,8 @@ def _activity(plan: CellPlan, model: PatientModel, io: dict, spec: CourseSpec, c
     return jnp.asarray(0.0), jnp.asarray(False), best
 
 
-def _course(
-    plan: CellPlan,
-    spec: CourseSpec,
-    model: PatientModel,
-    draws: Draws,
-    mask: Bool[Array, " l"],
-    tg0: Float[Array, ""],
-    solver: SolverSettings,
-) -> dict:
+def _course_schedule(plan: CellPlan, spec: CourseSpec, model: PatientModel, draws: Draws) -> dict:
+    """The course's toxicity draws and its schedule, cut at the AE day if the patient discontinues."""
     tox = model.toxicity
     n_ae = ae_day_on_tki(tox.hazard_per_day, spec.days_on_drug, draws.ae_u)
     grade3 = n_ae < NO_DAY
@@ -189,8 +185,23 @@ def _course(
     ae_day = jnp.where(grade3, plan.start_day + n_ae - 1, NO_DAY)
     last_day = jnp.where(disc, ae_day, NO_DAY)
     sched = cut_schedule(spec, plan, model, last_day)
+    return {"grade3": grade3, "disc": disc, "ae_day": ae_day, "last_day": last_day, "sched": sched}
+
+
+def _course(
+    plan: CellPlan,
+    spec: CourseSpec,
+    model: PatientModel,
+    draws: Draws,
+    mask: Bool[Array, " l"],
+    tg0: Float[Array, ""],
+    cut: dict,
+    sol: Solution,
+) -> dict:
+    """One solved course's readouts, activity, doses, volumes, RECIST, PFS, Tg and toxicity."""
+    tox = model.toxicity
+    grade3, disc, ae_day, last_day = cut["grade3"], cut["disc"], cut["ae_day"], cut["last_day"]
     grid = plan.grid_h
-    sol = solve(model, sched, grid, rtol=solver.rtol, atol=solver.atol, max_steps=solver.max_steps)
     io = sol.ys["iodine"]
     mass = model.iodine.lesion_mass_g
     s_val = model.dosimetry.s_value_gy_per_mbq_h(mass)
@@ -282,8 +293,25 @@ def _progression_months(grid, diam, anchor) -> Array:
 
 
 def _patient(model, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
-    """Every course of one patient, then the one its drawn readouts follow (or ``solver.course``)."""
-    recs = [_course(plan, spec, model, draws, mask, tg0, solver) for spec in plan.courses]
+    """Every course of one patient, then the one its drawn readouts follow (or ``solver.course``).
+
+    The courses share the TKI course up to their first difference, solved once
+    (:func:`raisim.model.solve_branches`).
+    """
+    cuts = [_course_schedule(plan, spec, model, draws) for spec in plan.courses]
+    sols = solve_branches(
+        model,
+        [c["sched"] for c in cuts],
+        plan.grid_h,
+        rtol=solver.rtol,
+        atol=solver.atol,
+        max_steps=solver.max_steps,
+        tail_delay_h=solver.tail_delay_h,
+    )
+    recs = [
+        _course(plan, spec, model, draws, mask, tg0, cut, sol)
+        for spec, cut, sol in zip(plan.courses, cuts, sols, strict=True)
+    ]
     match = []
     for spec, rec in zip(plan.courses, recs, strict=True):
         got = rec["scan_success"][spec.cond_scan]

@@ -28,6 +28,8 @@ from .nis import NIS
 from .pathway import Pathway, target_inhibition
 from .pk import PK
 from .response import Response
+from .schedule import FAR_FUTURE_H
+from .stabilized import RKC, spectral_radius
 from .toxicity import Toxicity
 from .tsh import TSHForcing
 
@@ -136,6 +138,104 @@ class Solution(eqx.Module):
     num_steps: Array
 
 
+#: A span that meets a discontinuity stops this long before it, h (0.01 h: float32 resolves it to
+#: ~10⁴ h), so the discontinuity is a jump time inside the next span, never at a span's end.
+EVENT_GAP_H = 0.01
+
+
+def _jump_times_h(model: PatientModel, schedule: Schedule) -> Float[Array, " j"]:
+    """Sorted discontinuities of the forcing, h: doses and their absorption lags, TSH events, administrations."""
+    return jnp.sort(
+        jnp.concatenate(
+            [
+                model.pk.jump_times_h(schedule.dose_times_h),
+                schedule.tsh.jump_times_h(),
+                schedule.channels.admin_time_h,
+            ]
+        )
+    )
+
+
+def _last_event_h(model: PatientModel, schedule: Schedule, default: Float[Array, ""]) -> Float[Array, ""]:
+    """The schedule's last discontinuity, h (``default`` when it has none)."""
+    jumps = _jump_times_h(model, schedule)
+    return jnp.max(jnp.where(jumps < 0.5 * FAR_FUTURE_H, jumps, default))
+
+
+def _solve_span(
+    model: PatientModel,
+    schedule: Schedule,
+    save_ts: Float[Array, " t"],
+    t_start: Float[Array, ""],
+    y_start: Float[Array, " n"],
+    t_end: Float[Array, ""],
+    unravel,
+    *,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+    tail_delay_h: float | None,
+):
+    """Flat states on ``clip(save_ts, t_start, t_end)`` from ``y_start`` at ``t_start`` (h); (ys, ok, steps).
+
+    Tsit5 with the schedule's discontinuities as jump times, then (``tail_delay_h`` not None) RKC
+    from ``tail_delay_h`` after the last discontinuity. See :func:`solve`.
+    """
+    # only discontinuities strictly inside the span are jump times: one at the start or the end
+    # would give a zero-length step there (NaN dense output, a stalled controller in float32)
+    jumps = _jump_times_h(model, schedule)
+    jumps = jnp.sort(jnp.where((jumps > t_start) & (jumps < t_end), jumps, FAR_FUTURE_H))
+    args = (model, schedule, model.pk.dose_table(schedule.dose_times_h, schedule.dose_mg))
+
+    def flat_field(t, y, args):
+        return ravel_pytree(vector_field(t, unravel(y), args))[0]
+
+    def tsit5(t_stop):
+        controller = diffrax.ClipStepSizeController(
+            diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0), jump_ts=jumps
+        )
+        with _fused_stage_sums():
+            return diffrax.diffeqsolve(
+                diffrax.ODETerm(flat_field),
+                diffrax.Tsit5(),
+                t_start,
+                t_stop,
+                dt0=0.05,
+                y0=y_start,
+                args=args,
+                saveat=diffrax.SaveAt(ts=jnp.clip(save_ts, t_start, t_stop)),
+                stepsize_controller=controller,
+                max_steps=max_steps,
+                throw=False,
+            )
+
+    if tail_delay_h is None:
+        sol = tsit5(t_end)
+        return sol.ys, sol.result == diffrax.RESULTS.successful, sol.stats["num_steps"]
+
+    t_split = jnp.clip(_last_event_h(model, schedule, t_start) + max(tail_delay_h, EVENT_GAP_H), t_start, t_end)
+    head = tsit5(t_split)
+    y_split = head.ys[-1]  # the last clipped save time is t_split itself
+    jac = jax.jacfwd(lambda y: flat_field(t_split, y, args))(y_split)
+    radius = 1.2 * spectral_radius(jac)
+    tail = diffrax.diffeqsolve(
+        diffrax.ODETerm(flat_field),
+        RKC(radius),
+        t_split,
+        t_end,
+        dt0=1.0,
+        y0=y_split,
+        args=args,
+        saveat=diffrax.SaveAt(ts=jnp.clip(save_ts, t_split, t_end)),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0),
+        max_steps=max_steps,
+        throw=False,
+    )
+    ys = jnp.where((save_ts <= t_split)[:, None], head.ys, tail.ys)
+    ok = (head.result == diffrax.RESULTS.successful) & (tail.result == diffrax.RESULTS.successful)
+    return ys, ok, head.stats["num_steps"] + tail.stats["num_steps"]
+
+
 @eqx.filter_jit
 def solve(
     model: PatientModel,
@@ -145,6 +245,7 @@ def solve(
     rtol: float = 1e-7,
     atol: float = 1e-10,
     max_steps: int = 100_000,
+    tail_delay_h: float | None = None,
 ) -> Solution:
     """Solve the coupled model from ``save_ts[0]`` to ``save_ts[-1]`` (Tsit5, adaptive).
 
@@ -152,41 +253,105 @@ def solve(
     administrations are jump times of the controller. Failures do not raise:
     ``Solution.ok`` is False and the caller reports them. ``save_ts``: output times, h
     (t = 0 at the first TKI dose); ``rtol`` relative tolerance, ``atol`` absolute tolerance
-    in each state's units; ``max_steps`` a count.
+    in each state's units; ``max_steps`` a count (per phase).
+
+    ``tail_delay_h`` (h; None: Tsit5 throughout): from this long after the last
+    discontinuity (dose, absorption lag, TSH event, administration) to the end, solve with
+    the stabilised explicit method :class:`raisim.stabilized.RKC` at the same tolerances.
+    The tail is smooth and slow, but fast relaxations (ERK, the drugs' central
+    compartments, tissue iodide) hold Tsit5 to ~2.5-h steps there for stability alone;
+    RKC takes steps up to a week. The spectral radius it needs is estimated by power
+    iteration on the Jacobian at the start of the tail, ×1.2 for margin (the tail's fast
+    modes relax towards the untreated state, where they are no faster).
+    """
+    y0, unravel = ravel_pytree(initial_state(model, schedule, save_ts[0]))
+    ys, ok, steps = _solve_span(
+        model,
+        schedule,
+        save_ts,
+        save_ts[0],
+        y0,
+        save_ts[-1],
+        unravel,
+        rtol=rtol,
+        atol=atol,
+        max_steps=max_steps,
+        tail_delay_h=tail_delay_h,
+    )
+    return Solution(ts=save_ts, ys=jax.vmap(unravel)(ys), ok=ok, num_steps=steps)
+
+
+def _by_time(times: Array, *attrs: Array) -> tuple[Array, ...]:
+    """Events sorted by time along the last axis, their attributes carried along."""
+    order = jnp.argsort(times, axis=-1)
+    return tuple(jnp.take_along_axis(x, order, axis=-1) for x in (times, *attrs))
+
+
+def divergence_time_h(schedules: list[Schedule]) -> Float[Array, ""]:
+    """The first time (h) at which any schedule's forcing differs from the first one's.
+
+    Every forcing term is causal (a dose, injection, withdrawal or administration acts
+    from its own time on) and the forcing is a sum over events, so the schedules give the
+    same vector field before the earliest event that one has and the other lacks. Events
+    are compared in time order, whatever their padded slots. ``FAR_FUTURE_H`` when the
+    schedules are identical; they must share their padded shapes (:mod:`raisim.plan`).
+    """
+
+    def events(s: Schedule):
+        c, tsh = s.channels, s.tsh
+        return (
+            _by_time(s.dose_times_h, s.dose_mg),
+            _by_time(c.admin_time_h, c.decay_per_h, c.renal_factor, c.uptake_factor),
+            _by_time(tsh.injection_times_h),
+            _by_time(tsh.withdrawal_start_h, tsh.withdrawal_end_h),
+        )
+
+    first = events(schedules[0])
+    t = jnp.asarray(FAR_FUTURE_H, schedules[0].dose_times_h.dtype)
+    for other in map(events, schedules[1:]):
+        for mine, theirs in zip(first, other, strict=True):
+            differs = jnp.zeros(mine[0].shape, bool)
+            for x, y in zip(mine, theirs, strict=True):
+                differs = differs | (x != y)
+            t = jnp.minimum(t, jnp.min(jnp.where(differs, jnp.minimum(mine[0], theirs[0]), FAR_FUTURE_H)))
+    return t
+
+
+def solve_branches(
+    model: PatientModel,
+    schedules: list[Schedule],
+    save_ts: Float[Array, " t"],
+    *,
+    rtol: float = 1e-7,
+    atol: float = 1e-10,
+    max_steps: int = 100_000,
+    tail_delay_h: float | None = None,
+) -> list[Solution]:
+    """:func:`solve` for several courses of one patient that share a beginning, solving it once.
+
+    The courses of a protocol (selection succeeds → RAI, fails → no RAI, re-scan branches)
+    share the TKI course up to the first event where their schedules differ
+    (:func:`divergence_time_h`): that common part is solved once, and each course continues
+    from its end state. Units and failure reporting as :func:`solve`: every branch's ``ok``
+    includes the shared part's status; the first branch's ``num_steps`` includes its steps,
+    so the counts add up to the work done.
     """
     t0, t1 = save_ts[0], save_ts[-1]
-    jumps = jnp.sort(
-        jnp.concatenate(
-            [
-                model.pk.jump_times_h(schedule.dose_times_h),
-                schedule.tsh.jump_times_h(),
-                schedule.channels.admin_time_h,
-            ]
-        )
+    y0, unravel = ravel_pytree(initial_state(model, schedules[0], t0))
+    kw = dict(rtol=rtol, atol=atol, max_steps=max_steps)
+    # the shared part stops at the first difference, and never runs into a tail: courses that
+    # differ in nothing (e.g. both cut before the scan) would otherwise share a Tsit5 tail
+    last = jnp.min(jnp.stack([_last_event_h(model, s, t0) for s in schedules]))
+    # (it stops EVENT_GAP_H before that event, so that the event is inside the branches' spans)
+    t_div = jnp.clip(jnp.minimum(divergence_time_h(schedules), last) - EVENT_GAP_H, t0, t1)
+    shared, shared_ok, shared_steps = _solve_span(
+        model, schedules[0], save_ts, t0, y0, t_div, unravel, tail_delay_h=None, **kw
     )
-    controller = diffrax.ClipStepSizeController(
-        diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0), jump_ts=jumps
-    )
-    # The solver works on the state as one flat vector (one array per stage
-    # instead of one per state leaf); the field and the saved states keep the dict form.
-    y0, unravel = ravel_pytree(initial_state(model, schedule, t0))
-
-    def flat_field(t, y, args):
-        return ravel_pytree(vector_field(t, unravel(y), args))[0]
-
-    with _fused_stage_sums():
-        sol = diffrax.diffeqsolve(
-            diffrax.ODETerm(flat_field),
-            diffrax.Tsit5(),
-            t0,
-            t1,
-            dt0=0.05,
-            y0=y0,
-            args=(model, schedule, model.pk.dose_table(schedule.dose_times_h, schedule.dose_mg)),
-            saveat=diffrax.SaveAt(ts=save_ts),
-            stepsize_controller=controller,
-            max_steps=max_steps,
-            throw=False,
-        )
-    ok = sol.result == diffrax.RESULTS.successful
-    return Solution(ts=save_ts, ys=jax.vmap(unravel)(sol.ys), ok=ok, num_steps=sol.stats["num_steps"])
+    y_div = shared[-1]  # the last clipped save time is t_div
+    out = []
+    for k, sched in enumerate(schedules):
+        ys, ok, steps = _solve_span(model, sched, save_ts, t_div, y_div, t1, unravel, tail_delay_h=tail_delay_h, **kw)
+        ys = jnp.where((save_ts <= t_div)[:, None], shared, ys)
+        steps = steps + shared_steps if k == 0 else steps
+        out.append(Solution(ts=save_ts, ys=jax.vmap(unravel)(ys), ok=ok & shared_ok, num_steps=steps))
+    return out

@@ -353,6 +353,10 @@ class FollowUp(_Strict):
         return self.horizon_months if self.horizon_months is not None else self.months[-1]
 
 
+#: Default start of the stabilised solver, h after a course's last dose, TSH event or administration.
+TAIL_DELAY_H = 7.0 * 24.0
+
+
 class SolverOptions(_Strict):
     """Numerical options: tolerances (``atol`` in state units), step budget (a count), output step (h)."""
 
@@ -360,6 +364,12 @@ class SolverOptions(_Strict):
     atol: float = Field(1e-10, gt=0, description="absolute tolerance (state units: mg, folds, MBq per MBq)")
     max_steps: int = Field(100_000, ge=100, description="solver step budget per course; exceeding it is reported")
     output_step_h: float = Field(2.0, gt=0, description="spacing of the saved time grid, hours")
+    tail_delay_h: float | None = Field(
+        TAIL_DELAY_H,
+        ge=0,
+        description="hours after the last dose, TSH event or administration from which the stabilised "
+        "explicit solver (RKC) takes over to the end; null: Tsit5 throughout",
+    )
 
 
 class Protocol(_Strict):

@@ -196,7 +196,13 @@ def run_sweep(
         )
     todo = [u for u in mine if not _complete(chunks / f"{u.name}.parquet")]
     pad = merge_padding([cell_shapes(c.protocol) for c in sweep.cells])
-    solver = SolverSettings(cfg.solver.rtol, cfg.solver.atol, cfg.solver.max_steps, dtype=cfg.solver.dtype)
+    solver = SolverSettings(
+        cfg.solver.rtol,
+        cfg.solver.atol,
+        cfg.solver.max_steps,
+        dtype=cfg.solver.dtype,
+        tail_delay_h=cfg.solver.tail_delay_h,
+    )
     cells = {c.index: c for c in sweep.cells}
     total = sum(len(block_patients(sweep, u.block)) for u in todo)
     bar = _progress(total, progress)

@@ -170,6 +170,7 @@ def _solve_course(prep: Prepared, course: Course, sched_tuple) -> CourseArrays:
         rtol=p.solver.rtol,
         atol=p.solver.atol,
         max_steps=p.solver.max_steps,
+        tail_delay_h=p.solver.tail_delay_h,
     )
     ys = {k: np.asarray(v) for k, v in _flatten(sol.ys).items()}
     return CourseArrays(course, channels, doses, prep.grid, _unflatten(ys), bool(sol.ok), int(sol.num_steps))
@@ -254,6 +255,7 @@ def _solver_status(p: Protocol, solved: list[CourseArrays], followed: CourseArra
         "rtol": p.solver.rtol,
         "atol": p.solver.atol,
         "max_steps": p.solver.max_steps,
+        "tail_delay_h": p.solver.tail_delay_h,
     }
 
 

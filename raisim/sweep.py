@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import InputError
 from .params import read_yaml
-from .protocol import Protocol, _submodel, protocol_from_dict
+from .protocol import TAIL_DELAY_H, Protocol, _submodel, protocol_from_dict
 from .uncertainty import DEFAULT_PRIOR_PARAMETERS, check_parameter
 from .vocab import GENOTYPES, allowed
 
@@ -90,6 +90,12 @@ class SolverSettingsConfig(_Strict):
     )
     dtype: Literal["float64", "float32"] = Field(
         "float64", description="float32: model, schedules and states in single precision (GPU; use rtol >= 1e-5)"
+    )
+    tail_delay_h: float | None = Field(
+        TAIL_DELAY_H,
+        ge=0,
+        description="hours after a course's last dose, TSH event or administration from which the stabilised "
+        "explicit solver (RKC) takes over to the end; null: Tsit5 throughout",
     )
 
 

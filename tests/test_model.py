@@ -1,5 +1,7 @@
 """Wiring of the coupled chain: dose → ERK → NIS, through the whole engine."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from helpers import protocol_dict
@@ -70,3 +72,70 @@ def test_erk_is_inhibited_on_drug_and_recovers(low_high):
     assert erk[t <= 0].max() == pytest.approx(1.0, abs=1e-9)
     assert erk[(t > 48) & (t < 21 * 24)].max() < 0.7
     assert erk[-1] == pytest.approx(1.0, abs=0.05)
+
+
+def _events(s) -> Counter:
+    """Every event of a schedule as hashable tuples (time h, what), with multiplicity, in no slot order."""
+    doses = [
+        (float(t), "dose", d, float(m))
+        for d, (ts, ms) in enumerate(zip(np.asarray(s.dose_times_h), np.asarray(s.dose_mg), strict=True))
+        for t, m in zip(ts, ms, strict=True)
+        if t < 1e11
+    ]
+    c = s.channels
+    chans = [
+        (float(t), "channel", float(k), float(r), float(u))
+        for t, k, r, u in zip(
+            np.asarray(c.admin_time_h),
+            np.asarray(c.decay_per_h),
+            np.asarray(c.renal_factor),
+            np.asarray(c.uptake_factor),
+            strict=True,
+        )
+        if t < 1e11
+    ]
+    inj = [(float(t), "rhTSH") for t in np.asarray(s.tsh.injection_times_h) if t < 1e11]
+    return Counter(doses + chans + inj)
+
+
+def test_divergence_time_is_the_first_event_one_course_has_and_the_other_lacks():
+    from helpers import PROTOCOLS
+
+    from raisim import load_protocol
+    from raisim.model import divergence_time_h
+    from raisim.schedule import FAR_FUTURE_H
+    from raisim.simulate import prepare
+
+    for name in ("erriti_21d.yaml", "selumetinib_4wk.yaml", "short_10d.yaml"):  # 2, 2 and 3 courses
+        p = load_protocol(PROTOCOLS / name)
+        scheds = [s[0] for s in prepare(p).schedules]
+        events = [_events(s) for s in scheds]
+        first = min(e[0] for other in events[1:] for e in (events[0] - other) + (other - events[0]))
+        assert float(divergence_time_h(scheds)) == first
+        assert float(divergence_time_h([scheds[0], scheds[0]])) == FAR_FUTURE_H
+
+
+def test_branches_solve_the_shared_course_once_and_agree_with_separate_solves():
+    import jax
+    import jax.numpy as jnp
+    from helpers import PROTOCOLS
+
+    from raisim import load_protocol
+    from raisim.model import solve, solve_branches
+    from raisim.simulate import prepare
+
+    prep = prepare(load_protocol(PROTOCOLS / "erriti_21d.yaml"))
+    grid = jnp.asarray(prep.grid)
+    scheds = [s[0] for s in prep.schedules]
+    kw = dict(rtol=1e-7, atol=1e-10, tail_delay_h=168.0)
+    apart = [solve(prep.model, s, grid, **kw) for s in scheds]
+    together = solve_branches(prep.model, scheds, grid, **kw)
+    for a, b in zip(apart, together, strict=True):
+        assert bool(b.ok)
+        rel = jax.tree_util.tree_map(
+            lambda x, y: float(jnp.max(jnp.abs(x - y)) / max(float(jnp.max(jnp.abs(y))), 1e-30)), b.ys, a.ys
+        )
+        assert max(jax.tree_util.tree_leaves(rel)) < 1e-5
+    # the second course only pays for what follows the first difference (day 22 of 200+)
+    assert int(together[1].num_steps) < 0.6 * int(apart[1].num_steps)
+    assert sum(int(s.num_steps) for s in together) < sum(int(s.num_steps) for s in apart)
