@@ -190,23 +190,28 @@ def _solve_span(
     def flat_field(t, y, args):
         return ravel_pytree(vector_field(t, unravel(y), args))[0]
 
-    def tsit5(t_stop):
-        controller = diffrax.ClipStepSizeController(
-            diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0), jump_ts=jumps
+    def run(solver, t0, t1, y0, dt0, controller):
+        return diffrax.diffeqsolve(
+            diffrax.ODETerm(flat_field),
+            solver,
+            t0,
+            t1,
+            dt0=dt0,
+            y0=y0,
+            args=args,
+            saveat=diffrax.SaveAt(ts=jnp.clip(save_ts, t0, t1)),
+            stepsize_controller=controller,
+            max_steps=max_steps,
+            throw=False,
         )
+
+    def pid():
+        return diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0)
+
+    def tsit5(t_stop):
         with _fused_stage_sums():
-            return diffrax.diffeqsolve(
-                diffrax.ODETerm(flat_field),
-                diffrax.Tsit5(),
-                t_start,
-                t_stop,
-                dt0=0.05,
-                y0=y_start,
-                args=args,
-                saveat=diffrax.SaveAt(ts=jnp.clip(save_ts, t_start, t_stop)),
-                stepsize_controller=controller,
-                max_steps=max_steps,
-                throw=False,
+            return run(
+                diffrax.Tsit5(), t_start, t_stop, y_start, 0.05, diffrax.ClipStepSizeController(pid(), jump_ts=jumps)
             )
 
     if tail_delay_h is None:
@@ -217,20 +222,7 @@ def _solve_span(
     head = tsit5(t_split)
     y_split = head.ys[-1]  # the last clipped save time is t_split itself
     jac = jax.jacfwd(lambda y: flat_field(t_split, y, args))(y_split)
-    radius = 1.2 * spectral_radius(jac)
-    tail = diffrax.diffeqsolve(
-        diffrax.ODETerm(flat_field),
-        RKC(radius),
-        t_split,
-        t_end,
-        dt0=1.0,
-        y0=y_split,
-        args=args,
-        saveat=diffrax.SaveAt(ts=jnp.clip(save_ts, t_split, t_end)),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0),
-        max_steps=max_steps,
-        throw=False,
-    )
+    tail = run(RKC(1.2 * spectral_radius(jac)), t_split, t_end, y_split, 1.0, pid())
     ys = jnp.where((save_ts <= t_split)[:, None], head.ys, tail.ys)
     ok = (head.result == diffrax.RESULTS.successful) & (tail.result == diffrax.RESULTS.successful)
     return ys, ok, head.stats["num_steps"] + tail.stats["num_steps"]
