@@ -285,8 +285,9 @@ def divergence_time_h(schedules: list[Schedule]) -> Float[Array, ""]:
     Every forcing term is causal (a dose, injection, withdrawal or administration acts
     from its own time on) and the forcing is a sum over events, so the schedules give the
     same vector field before the earliest event that one has and the other lacks. Events
-    are compared in time order, whatever their padded slots. ``FAR_FUTURE_H`` when the
-    schedules are identical; they must share their padded shapes (:mod:`raisim.plan`).
+    are compared in time order, whatever their padded slots; schedules whose TSH constants
+    differ diverge from the start (``-FAR_FUTURE_H``). ``FAR_FUTURE_H`` when the schedules
+    are identical; they must share their padded shapes (:mod:`raisim.plan`).
     """
 
     def events(s: Schedule):
@@ -298,8 +299,15 @@ def divergence_time_h(schedules: list[Schedule]) -> Float[Array, ""]:
             _by_time(tsh.withdrawal_start_h, tsh.withdrawal_end_h),
         )
 
+    def constants(s: Schedule):
+        tsh = s.tsh
+        return (tsh.ka_per_h, tsh.ke_per_h, tsh.scale_mu_per_l, tsh.withdrawal_mu_per_l, tsh.suppressed_mu_per_l)
+
     first = events(schedules[0])
     t = jnp.asarray(FAR_FUTURE_H, schedules[0].dose_times_h.dtype)
+    for s in schedules[1:]:  # a different TSH constant acts from the start: nothing is shared
+        for x, y in zip(constants(schedules[0]), constants(s), strict=True):
+            t = jnp.where(x != y, -FAR_FUTURE_H, t)
     for other in map(events, schedules[1:]):
         for mine, theirs in zip(first, other, strict=True):
             differs = jnp.zeros(mine[0].shape, bool)
@@ -342,8 +350,11 @@ def solve_branches(
     y_div = shared[-1]  # the last clipped save time is t_div
     out = []
     for k, sched in enumerate(schedules):
-        ys, ok, steps = _solve_span(model, sched, save_ts, t_div, y_div, t1, unravel, tail_delay_h=tail_delay_h, **kw)
-        ys = jnp.where((save_ts <= t_div)[:, None], shared, ys)
+        # nothing shared (the courses differ from the start): each from its own initial state
+        shares = t_div > t0
+        y_start = jnp.where(shares, y_div, ravel_pytree(initial_state(model, sched, t0))[0])
+        ys, ok, steps = _solve_span(model, sched, save_ts, t_div, y_start, t1, unravel, tail_delay_h=tail_delay_h, **kw)
+        ys = jnp.where(((save_ts <= t_div) & shares)[:, None], shared, ys)
         steps = steps + shared_steps if k == 0 else steps
         out.append(Solution(ts=save_ts, ys=jax.vmap(unravel)(ys), ok=ok & shared_ok, num_steps=steps))
     return out

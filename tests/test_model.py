@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+import equinox as eqx
 import numpy as np
 import pytest
 from helpers import protocol_dict
@@ -113,6 +114,9 @@ def test_divergence_time_is_the_first_event_one_course_has_and_the_other_lacks()
         first = min(e[0] for other in events[1:] for e in (events[0] - other) + (other - events[0]))
         assert float(divergence_time_h(scheds)) == first
         assert float(divergence_time_h([scheds[0], scheds[0]])) == FAR_FUTURE_H
+    # a TSH constant (not an event) that differs acts from the start: nothing is shared
+    other_tsh = eqx.tree_at(lambda s: s.tsh.suppressed_mu_per_l, scheds[0], scheds[0].tsh.suppressed_mu_per_l * 2)
+    assert float(divergence_time_h([scheds[0], other_tsh])) == -FAR_FUTURE_H
 
 
 def test_branches_solve_the_shared_course_once_and_agree_with_separate_solves():
@@ -139,3 +143,12 @@ def test_branches_solve_the_shared_course_once_and_agree_with_separate_solves():
     # the second course only pays for what follows the first difference (day 22 of 200+)
     assert int(together[1].num_steps) < 0.6 * int(apart[1].num_steps)
     assert sum(int(s.num_steps) for s in together) < sum(int(s.num_steps) for s in apart)
+    # courses that differ from the start (a TSH constant) share nothing and still agree
+    other_tsh = eqx.tree_at(lambda s: s.tsh.suppressed_mu_per_l, scheds[1], scheds[1].tsh.suppressed_mu_per_l * 2)
+    alone = solve(prep.model, other_tsh, grid, **kw)
+    both = solve_branches(prep.model, [scheds[0], other_tsh], grid, **kw)
+    assert bool(both[1].ok)
+    worst = jax.tree_util.tree_map(
+        lambda x, y: float(jnp.max(jnp.abs(x - y)) / max(float(jnp.max(jnp.abs(y))), 1e-30)), both[1].ys, alone.ys
+    )
+    assert max(jax.tree_util.tree_leaves(worst)) < 1e-5
