@@ -51,8 +51,8 @@ RESPONSE_QUANTITIES = ("pd", "sd_given_not_pd", "pr_given_cr_or_pr")
 class Target:
     """One arm-level probability: ``quantity`` of trials row ``line`` for patients of ``genotype``.
 
-    ``design`` identifies what is simulated (the hash of the arm's protocol, without its
-    name, and of the parent row's for a nested readout), so ``key`` names the same
+    ``design`` identifies what is simulated (:func:`design_hash` of the arm's protocol, and of
+    the parent row's for a nested readout), so ``key`` names the same
     probability whichever table or row number it comes from; ``label`` is for people.
     """
 
@@ -73,8 +73,10 @@ class Target:
 
 
 def design_hash(p: Protocol) -> str:
-    """Hash of what a protocol simulates (its content without the name), 12 hex digits."""
-    blob = json.dumps(p.model_dump(mode="json", exclude={"name"}), sort_keys=True).encode()
+    """Hash of what a protocol simulates, 12 hex digits: its content without the name, the
+    free-text description and the numerical ``solver`` options (the calibration simulates every
+    arm with its own solver settings, so a new solver option must not orphan a trained emulator)."""
+    blob = json.dumps(p.model_dump(mode="json", exclude={"name", "description", "solver"}), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 

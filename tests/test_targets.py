@@ -8,6 +8,7 @@ from raisim.targets import (
     Target,
     arm_probabilities,
     categories,
+    design_hash,
     nested_parent,
     patient_pairs,
     table_targets,
@@ -45,6 +46,25 @@ def test_target_keys_name_the_design_not_the_row_number():
     dos = keys[(2, "RAS", "dosimetry_given_increase")]
     assert dos.startswith(keys[(2, "RAS", "dosimetry_given_increase")].split("+")[0])
     assert keys[(1, "RAS", "readout")].split(":")[0] in dos  # conditional on the parent's design
+
+
+def test_design_hash_ignores_names_and_solver_options_but_not_the_protocol():
+    """A new solver option (or tolerance) must not orphan a trained emulator; a protocol change must."""
+    _, runs = table_targets(TABLE)
+    p = runs[0].protocol
+    h = design_hash(p)
+    assert design_hash(p.model_copy(update={"name": "x", "description": "y"})) == h
+    assert design_hash(p.model_copy(update={"solver": p.solver.model_copy(update={"rtol": 1e-4})})) == h
+    later = p.treatment.model_copy(update={"stop_day": p.treatment.stop_day + 7})
+    assert design_hash(p.model_copy(update={"treatment": later})) != h
+
+
+def test_the_shipped_emulator_covers_the_shipped_trials_table():
+    """Every target of ``models/data/trials.csv`` has an output of ``models/posterior/emulator.npz``."""
+    from raisim import ArmEmulator
+
+    emulator = ArmEmulator.load(REPO / "models" / "posterior" / "emulator.npz")
+    assert set(target_keys(TABLE).values()) <= set(emulator.keys)
 
 
 def test_categories_are_a_probability_vector_and_invert_the_ratios():
