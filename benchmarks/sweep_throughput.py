@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -39,7 +40,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from reference_scipy import reference_patient  # noqa: E402
 
-from raisim.batch import SolverSettings, run_cohort, typical_model  # noqa: E402
+from raisim.batch import run_cohort, sweep_solver, typical_model  # noqa: E402
 from raisim.cohort import cohort_model, sample_cohort  # noqa: E402
 from raisim.plan import cohort_draws, plan_cell  # noqa: E402
 from raisim.store import library_versions  # noqa: E402
@@ -122,14 +123,7 @@ def main() -> None:
     cell, sweep = the_cell()
     p = cell.protocol
     cfg = sweep.config
-    solver = SolverSettings(
-        cfg.solver.rtol,
-        cfg.solver.atol,
-        cfg.solver.max_steps,
-        None,
-        args.micro_batch,
-        tail_delay_h=cfg.solver.tail_delay_h,
-    )
+    solver = sweep_solver(cfg.solver, args.micro_batch)
     cohort = sample_cohort(args.patients, cfg.seed, max_lesions=cfg.cohort.max_lesions)
     out, rs = time_raisim(p, cohort, solver)
     rate, compile_s = rs["patient_protocols_per_s"], rs["compile_s_approx"]
@@ -150,7 +144,7 @@ def main() -> None:
         "raisim": rs,
     }
     if args.compare_tsit5:
-        plain = SolverSettings(solver.rtol, solver.atol, solver.max_steps, None, solver.micro_batch, tail_delay_h=None)
+        plain = dataclasses.replace(solver, tail_delay_h=None)
         out_plain, rp = time_raisim(p, cohort, plain, repeats=1)
         result["raisim_tsit5_to_the_end"] = rp
         result["tsit5_vs_rkc_tail_max_abs_diff"] = {

@@ -23,6 +23,8 @@ Units: time h, activity GBq, dose Gy, diameters mm, Tg ng/mL, months of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -54,6 +56,9 @@ from .response import Response, sphere_diameter_mm
 from .schedule import protocol_drugs
 from .toxicity import Toxicity
 
+if TYPE_CHECKING:
+    from .sweep import SolverSettingsConfig
+
 RECIST_CODES = ("CR", "PR", "SD", "PD")
 
 
@@ -80,6 +85,20 @@ class SolverSettings(eqx.Module):
 def protocol_solver(p: Protocol, course: int | None = None) -> SolverSettings:
     """The protocol's ``solver`` section (tolerances, step budget) as settings of the batched engine."""
     return SolverSettings(p.solver.rtol, p.solver.atol, p.solver.max_steps, course, tail_delay_h=p.solver.tail_delay_h)
+
+
+def sweep_solver(solver: SolverSettingsConfig, micro_batch: int = 16) -> SolverSettings:
+    """A sweep config's ``solver`` section (tolerances, step budget, precision, tail) as settings of the
+    batched engine; ``micro_batch``: patients solved in lockstep (a count)."""
+    return SolverSettings(
+        solver.rtol,
+        solver.atol,
+        solver.max_steps,
+        None,
+        micro_batch,
+        dtype=solver.dtype,
+        tail_delay_h=solver.tail_delay_h,
+    )
 
 
 def typical_model(p: Protocol, max_lesions: int, overrides: dict[str, dict] | None = None) -> PatientModel:

@@ -348,10 +348,9 @@ def solve_branches(
         model, schedules[0], save_ts, t0, y0, t_div, unravel, tail_delay_h=None, **kw
     )
     y_div = shared[-1]  # the last clipped save time is t_div
+    shares = t_div > t0  # False: the courses differ from the start, each from its own initial state
     out = []
     for k, sched in enumerate(schedules):
-        # nothing shared (the courses differ from the start): each from its own initial state
-        shares = t_div > t0
         y_start = jnp.where(shares, y_div, ravel_pytree(initial_state(model, sched, t0))[0])
         ys, ok, steps = _solve_span(model, sched, save_ts, t_div, y_start, t1, unravel, tail_delay_h=tail_delay_h, **kw)
         ys = jnp.where(((save_ts <= t_div) & shares)[:, None], shared, ys)

@@ -26,7 +26,7 @@ from pathlib import Path
 import jax
 import pandas as pd
 
-from .batch import SolverSettings, outcome_frame, run_cohort, scan_names
+from .batch import outcome_frame, run_cohort, scan_names, sweep_solver
 from .cohort import sample_cohort
 from .errors import InputError
 from .params import MODELS_DIR, all_cards
@@ -196,13 +196,7 @@ def run_sweep(
         )
     todo = [u for u in mine if not _complete(chunks / f"{u.name}.parquet")]
     pad = merge_padding([cell_shapes(c.protocol) for c in sweep.cells])
-    solver = SolverSettings(
-        cfg.solver.rtol,
-        cfg.solver.atol,
-        cfg.solver.max_steps,
-        dtype=cfg.solver.dtype,
-        tail_delay_h=cfg.solver.tail_delay_h,
-    )
+    solver = sweep_solver(cfg.solver)
     cells = {c.index: c for c in sweep.cells}
     total = sum(len(block_patients(sweep, u.block)) for u in todo)
     bar = _progress(total, progress)
