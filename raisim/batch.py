@@ -23,6 +23,7 @@ Units: time h, activity GBq, dose Gy, diameters mm, Tg ng/mL, months of
 
 from __future__ import annotations
 
+import concurrent.futures
 from typing import TYPE_CHECKING
 
 import equinox as eqx
@@ -385,16 +386,22 @@ def _run_on_devices(models, plan: CellPlan, draws: Draws, mask, tg0, solver: Sol
     """
     n = mask.shape[0]
     size = n // len(devices)
-    pending = []
-    for i, dev in enumerate(devices):
-        where = jax.sharding.SingleDeviceSharding(dev)
 
-        def share(x, i=i, where=where):
+    def on_device(i: int) -> dict:
+        where = jax.sharding.SingleDeviceSharding(devices[i])
+
+        def share(x):
             return jax.device_put(x[i * size : (i + 1) * size], where) if eqx.is_array(x) else x
 
         parts = [jax.tree_util.tree_map(share, a) for a in (models, draws, mask, tg0)]
-        plan_d = jax.tree_util.tree_map(lambda x, w=where: jax.device_put(x, w) if eqx.is_array(x) else x, plan)
-        pending.append(_run(parts[0], plan_d, parts[1], parts[2], parts[3], solver))
+        plan_d = jax.tree_util.tree_map(lambda x: jax.device_put(x, where) if eqx.is_array(x) else x, plan)
+        return _run(parts[0], plan_d, parts[1], parts[2], parts[3], solver)
+
+    if len(devices) == 1:
+        pending = [on_device(0)]
+    else:  # jax compiles the kernel once per device: from one thread each, the compilations overlap
+        with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
+            pending = list(pool.map(on_device, range(len(devices))))
     return {k: np.concatenate([np.asarray(o[k]) for o in pending]) for k in pending[0]}
 
 

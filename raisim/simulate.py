@@ -160,19 +160,32 @@ def prepare(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None
     return Prepared(p, model, courses, scheds, time_grid(p, courses, grid_start_h(p, courses)))
 
 
+#: The output grid is solved padded to a multiple of this many points (its last time repeated),
+#: so protocols of similar length share one compiled solve: a notebook that varies a scan day or
+#: a duration pays the ~7-s compilation once per bucket, not once per protocol.
+GRID_PAD = 256
+
+
+def padded_grid(grid: np.ndarray) -> np.ndarray:
+    """``grid`` (h) with its last time repeated up to the next multiple of :data:`GRID_PAD` points."""
+    size = -(-len(grid) // GRID_PAD) * GRID_PAD
+    return np.concatenate([grid, np.full(size - len(grid), grid[-1])])
+
+
 def _solve_course(prep: Prepared, course: Course, sched_tuple) -> CourseArrays:
     p = prep.protocol
     sched, doses, channels = sched_tuple
+    n = len(prep.grid)
     sol: Solution = solve(
         prep.model,
         sched,
-        jnp.asarray(prep.grid),
+        jnp.asarray(padded_grid(prep.grid)),
         rtol=p.solver.rtol,
         atol=p.solver.atol,
         max_steps=p.solver.max_steps,
         tail_delay_h=p.solver.tail_delay_h,
     )
-    ys = {k: np.asarray(v) for k, v in _flatten(sol.ys).items()}
+    ys = {k: np.asarray(v)[:n] for k, v in _flatten(sol.ys).items()}  # the padding dropped
     return CourseArrays(course, channels, doses, prep.grid, _unflatten(ys), bool(sol.ok), int(sol.num_steps))
 
 

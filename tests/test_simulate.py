@@ -137,3 +137,35 @@ def test_every_published_protocol_has_a_config_that_runs(name):
     assert all(r["category"] in {"CR", "PR", "SD", "PD"} for r in out.recist)
     assert out.scans and all(s.p_success is None or 0.0 <= s.p_success <= 1.0 for s in out.scans)
     assert day_to_h(p.treatment.stop_day) > 0
+
+
+def test_protocols_of_similar_length_share_one_compiled_solve(caplog):
+    """Scan days 4 and 8 give grids of 459 and 503 points: padded to one size, compiled once."""
+    import logging
+
+    import jax
+
+    from raisim import tki_only_protocol
+    from raisim.simulate import GRID_PAD, padded_grid, prepare
+
+    def protocol(day):
+        scan = {"name": "selection", "day": day, "isotope": "I-123", "readout": "i123_tbr"}
+        return tki_only_protocol("RAS", "trametinib", day + 1, tsh="rhTSH", scans=(scan,))
+
+    grids = [prepare(protocol(day)).grid for day in (4, 8)]
+    assert len(grids[0]) != len(grids[1])
+    padded = [padded_grid(g) for g in grids]
+    assert len(padded[0]) == len(padded[1]) and len(padded[0]) % GRID_PAD == 0
+    assert np.array_equal(padded[1][: len(grids[1])], grids[1]) and np.all(padded[1][len(grids[1]) :] == grids[1][-1])
+
+    simulate(protocol(4))
+    jax.config.update("jax_log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            result = simulate(protocol(8))
+    finally:
+        jax.config.update("jax_log_compiles", False)
+    assert not [r for r in caplog.records if "jit(solve)" in r.getMessage()]
+    assert len(result.course.ts) == len(grids[1])  # the padding is dropped from every output
+    assert all(len(v) == len(grids[1]) for v in result.course.ys["nis"].values())
+    assert result.timecourse.time_h.max() == grids[1][-1]
