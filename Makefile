@@ -18,13 +18,14 @@ demo: $(STAMP)
 	$(VENV)/bin/raisim sweep configs/sweeps/duration_demo.yaml --out results/demo_sweep --force
 	$(VENV)/bin/raisim simulate configs/protocols/erriti_21d.yaml --out results/demo --force
 
-## test: the fast test suite (what CI runs)
+## test: the fast test suite (what CI runs), over TEST_WORKERS processes (pytest-xdist; CI has 2 cores)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q -n $(TEST_WORKERS)
 
 ## test-all: every test, slow ones included
 test-all: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check raisim tests benchmarks scripts
