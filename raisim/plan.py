@@ -37,7 +37,7 @@ from .schedule import (
     enumerate_courses,
     grid_start_h,
 )
-from .simulate import time_grid
+from .simulate import padded_grid, time_grid
 from .tsh import TSHForcing
 
 NO_DAY = 10**6  # "never": an AE day beyond any course
@@ -170,7 +170,7 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
     grid = _grid(p, courses)
     if len(grid) > pad.grid or len(courses) > pad.courses:
         raise ValueError("padding smaller than the cell")
-    grid_pad = np.concatenate([grid, np.full(pad.grid - len(grid), grid[-1])])
+    grid_pad = padded_grid(grid, pad.grid)
     idx = lambda t: grid_index(grid, t)  # noqa: E731
     specs = []
     q = _no_misses(p)

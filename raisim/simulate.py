@@ -166,9 +166,10 @@ def prepare(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None
 GRID_PAD = 256
 
 
-def padded_grid(grid: np.ndarray) -> np.ndarray:
-    """``grid`` (h) with its last time repeated up to the next multiple of :data:`GRID_PAD` points."""
-    size = -(-len(grid) // GRID_PAD) * GRID_PAD
+def padded_grid(grid: np.ndarray, size: int | None = None) -> np.ndarray:
+    """``grid`` (h) with its last time repeated up to ``size`` points (a count; default: the next
+    multiple of :data:`GRID_PAD`)."""
+    size = -(-len(grid) // GRID_PAD) * GRID_PAD if size is None else size
     return np.concatenate([grid, np.full(size - len(grid), grid[-1])])
 
 
