@@ -8,7 +8,8 @@ protocol (selection succeeds / fails), from the first tablet to RECIST.
 Measured, in one run on this machine:
 
 1. raisim: compile time, then patient-protocols per second (warm) on
-   ``--patients`` virtual patients;
+   ``--patients`` virtual patients, split over one CPU device per core (as
+   ``raisim sweep`` does; ``--compare-one-device`` also times one device);
 2. the reference (``benchmarks/reference_scipy.py``: the same model in
    numpy/scipy, LSODA piecewise between discontinuities, the single-patient
    outcome code, a Python loop over patients) on the first ``--reference``
@@ -40,8 +41,10 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from reference_scipy import reference_patient  # noqa: E402
 
+from raisim import use_cpu_cores  # noqa: E402
 from raisim.batch import run_cohort, sweep_solver, typical_model  # noqa: E402
 from raisim.cohort import cohort_model, sample_cohort  # noqa: E402
+from raisim.devices import available_cores  # noqa: E402
 from raisim.plan import cohort_draws, plan_cell  # noqa: E402
 from raisim.store import library_versions  # noqa: E402
 from raisim.sweep import load_sweep  # noqa: E402
@@ -58,18 +61,21 @@ def the_cell(stop_day: int = 21):
     ), sweep
 
 
-def time_raisim(p, cohort, solver, repeats: int = 2) -> tuple[dict, dict]:
+def time_raisim(p, cohort, solver, repeats: int = 2, devices: int | None = None) -> tuple[dict, dict]:
+    """Compile, then time ``repeats`` warm runs on ``devices`` local devices (None: all of them)."""
+    devices = devices or len(jax.local_devices())
     t = time.perf_counter()
-    out = run_cohort(p, cohort, solver=solver, devices=1)
+    out = run_cohort(p, cohort, solver=solver, devices=devices)
     first = time.perf_counter() - t
     warm = []
     for _ in range(repeats):
         t = time.perf_counter()
-        out = run_cohort(p, cohort, solver=solver, devices=1)
+        out = run_cohort(p, cohort, solver=solver, devices=devices)
         warm.append(time.perf_counter() - t)
     best = min(warm)
     return out, {
         "patients": len(cohort),
+        "devices": devices,
         "first_call_s": first,
         "warm_s": warm,
         "compile_s_approx": first - best,
@@ -118,6 +124,9 @@ def main() -> None:
     ap.add_argument(
         "--compare-tsit5", action="store_true", help="also time the same patients with Tsit5 to the end (no RKC tail)"
     )
+    ap.add_argument(
+        "--compare-one-device", action="store_true", help="also time the same patients on one CPU device (all cores)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     cell, sweep = the_cell()
@@ -127,10 +136,10 @@ def main() -> None:
     cohort = sample_cohort(args.patients, cfg.seed, max_lesions=cfg.cohort.max_lesions)
     out, rs = time_raisim(p, cohort, solver)
     rate, compile_s = rs["patient_protocols_per_s"], rs["compile_s_approx"]
-    print(f"raisim: {rate:.1f} patient-protocols/s warm, compile ~{compile_s:.0f} s")
+    print(f"raisim: {rate:.1f} patient-protocols/s warm on {rs['devices']} device(s), compile ~{compile_s:.0f} s")
     result = {
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores()},
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.local_devices()],
         "libraries": library_versions(),
@@ -143,6 +152,14 @@ def main() -> None:
         },
         "raisim": rs,
     }
+    if args.compare_one_device and rs["devices"] > 1:
+        out_one, r1 = time_raisim(p, cohort, solver, devices=1)
+        result["raisim_one_device"] = r1
+        result["one_device_identical"] = all(
+            np.array_equal(np.asarray(out[k]), np.asarray(out_one[k]), equal_nan=np.asarray(out[k]).dtype.kind == "f")
+            for k in out
+        )
+        print(f"one device: {r1['patient_protocols_per_s']:.1f} patient-protocols/s warm")
     if args.compare_tsit5:
         plain = dataclasses.replace(solver, tail_delay_h=None)
         out_plain, rp = time_raisim(p, cohort, plain, repeats=1)
@@ -190,11 +207,6 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=2, default=float))
 
 
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 0
-
-
 if __name__ == "__main__":
+    use_cpu_cores()  # one CPU device per core, as the raisim command line does
     main()

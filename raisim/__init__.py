@@ -51,6 +51,7 @@ from .calibrate import (  # noqa: E402
     prior_params,
 )
 from .cohort import Cohort, cohort_from_patient, sample_cohort  # noqa: E402
+from .devices import use_cpu_cores  # noqa: E402
 from .dosimetry import Dosimetry  # noqa: E402
 from .emulator import ArmEmulator, fit_emulator, parameter_space, simulate_design  # noqa: E402
 from .errors import InputError  # noqa: E402
@@ -114,6 +115,7 @@ __all__ = [
     "run_sweep",
     "sample_cohort",
     "simulate_cohort",
+    "use_cpu_cores",
     "summarise",
     "Course",
     "DoseTable",

@@ -12,6 +12,7 @@ import json
 import sys
 import warnings
 
+from .devices import use_cpu_cores
 from .errors import EXIT_BAD_INPUT, InputError
 
 
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "version": cmd_version,
     }[args.command]
     try:
+        use_cpu_cores()  # one jax CPU device per core: cohorts split over them (no effect once jax has started)
         return handler(args)
     except InputError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
