@@ -5,8 +5,8 @@ jax's CPU backend is a single device by default. The batched solve
 step, which XLA's intra-op threads barely spread over the cores. Split the
 patient axis over one CPU device per core instead (data parallel, one
 thread per device, see :func:`raisim.batch.run_cohort`) and every core runs
-its own share: on the 2-core benchmark machine, 22 → 55 patient-protocols/s
-(BENCHMARKS.md). Results are bit-identical whatever the split.
+its own share: measured on a 2-core CPU (256 patients, 2026-12-01),
+22 → 55 patient-protocols/s (not yet in BENCHMARKS.md). Results are bit-identical whatever the split.
 
 jax fixes its device count when it starts its backends (the first array
 operation), so :func:`use_cpu_cores` must run before that. ``raisim``'s
