@@ -50,6 +50,7 @@ import numpy as np  # noqa: E402
 from reference_scipy import solve_reference_with_stats  # noqa: E402
 
 from raisim import load_protocol  # noqa: E402
+from raisim.devices import available_cores  # noqa: E402
 from raisim.model import solve  # noqa: E402
 from raisim.simulate import prepare  # noqa: E402
 
@@ -161,10 +162,7 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    usable = available_cores()
     versions = {}
     for pkg in ("raisim", "jax", "jaxlib", "diffrax", "equinox", "numpy", "scipy"):
         try:
