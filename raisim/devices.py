@@ -5,8 +5,9 @@ jax's CPU backend is a single device by default. The batched solve
 step, which XLA's intra-op threads barely spread over the cores. Split the
 patient axis over one CPU device per core instead (data parallel, one
 thread per device, see :func:`raisim.batch.run_cohort`) and every core runs
-its own share: measured on a 2-core CPU (256 patients, 2026-12-01),
-22 → 55 patient-protocols/s (not yet in BENCHMARKS.md). Results are bit-identical whatever the split.
+its own share: on a 2-core CPU, 43 → 107 patient-protocols/s with bit-identical
+outcomes (BENCHMARKS.md, "one CPU device per core"). Results are bit-identical whatever
+the split.
 
 jax fixes its device count when it starts its backends (the first array
 operation), so :func:`use_cpu_cores` must run before that. ``raisim``'s
@@ -43,17 +44,17 @@ def use_cpu_cores(n: int | None = None) -> int:
     GPUs are unaffected (on a GPU host the default devices stay the GPUs).
 
     Returns the number of CPU devices (a count). Raises :class:`raisim.InputError` when
-    ``$RAISIM_CPU_DEVICES`` is set to anything but a whole number ≥ 1.
+    ``$RAISIM_CPU_DEVICES`` is set to anything but a whole number ≥ 1 (whatever else is set).
     """
+    env = os.environ.get(CPU_DEVICES_ENV, "").strip()
+    if env and not (env.isdigit() and int(env) >= 1):  # bad input even where another setting wins
+        raise InputError("<environment>", CPU_DEVICES_ENV, "a whole number of CPU devices >= 1", got=env)
     forced = _FORCED.search(os.environ.get("XLA_FLAGS", ""))
     if forced:
         return int(forced.group(1))
     if jax.config.jax_num_cpu_devices > 0:
         return int(jax.config.jax_num_cpu_devices)
     if n is None:
-        env = os.environ.get(CPU_DEVICES_ENV, "").strip()
-        if env and not (env.isdigit() and int(env) >= 1):
-            raise InputError("<environment>", CPU_DEVICES_ENV, "a whole number of CPU devices >= 1", got=env)
         n = int(env) if env else available_cores()
     if n < 1:
         raise ValueError(f"use_cpu_cores: n must be >= 1 (got {n})")
