@@ -25,6 +25,7 @@ from pathlib import Path
 
 import jax
 import pandas as pd
+import pyarrow.parquet as pq
 
 from .batch import outcome_frame, run_cohort, scan_names, sweep_solver
 from .cohort import sample_cohort
@@ -254,12 +255,23 @@ def _progress(total: int, enabled: bool):
     )
 
 
-def read_chunks(out: str | Path, cells: list[int] | None = None) -> pd.DataFrame:
-    """Rows of the run's chunks (optionally only some cells), in unit order."""
+def read_chunks(out: str | Path, cells: list[int] | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    """Rows of the run's chunks (optionally only some cells), in unit order.
+
+    ``columns``: read only these (those a chunk lacks are skipped), so that a large cell
+    costs memory for what the caller uses, not for all of its ~60 columns.
+    """
     files = sorted((Path(out) / CHUNK_DIR).glob("*.parquet"))
     if cells is not None:
         keep = {f"cell{c:04d}_" for c in cells}
         files = [f for f in files if f.name[:9] in keep]
     if not files:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+    def read(f: Path) -> pd.DataFrame:
+        if columns is None:
+            return pd.read_parquet(f)
+        have = set(pq.read_schema(f).names)
+        return pd.read_parquet(f, columns=[c for c in columns if c in have])
+
+    return pd.concat([read(f) for f in files], ignore_index=True)

@@ -45,6 +45,21 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: The chunk columns a summary reads (the rest of a chunk's ~60 columns stay on disk).
+SUMMARY_COLUMNS = [
+    "draw",
+    "patient",
+    "ok",
+    "treated",
+    "readout_success",
+    f"recist_{RESPONSE_MONTH}m",
+    "progressed_12m",
+    "grade3_ae",
+    "discontinued",
+    "best_lesion_gy",
+]
+
+
 def patient_indicators(rows: pd.DataFrame) -> pd.DataFrame:
     """Per-patient 0/1 (NaN = not in the metric's population) for every proportion metric."""
     ok = rows["ok"].astype(bool)
@@ -131,7 +146,7 @@ def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
         if cell not in cache:
             if len(cache) > 2:
                 cache.clear()
-            cache[cell] = read_chunks(out, [cell])
+            cache[cell] = read_chunks(out, [cell], SUMMARY_COLUMNS)
         return cache[cell]
 
     records = []

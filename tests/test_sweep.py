@@ -15,6 +15,7 @@ from helpers import REPO, run_cli, write_yaml
 from raisim.cli import main
 from raisim.errors import InputError
 from raisim.runner import read_chunks
+from raisim.summary import SUMMARY_COLUMNS, draw_metrics
 from raisim.sweep import load_sweep
 
 SMALL = {
@@ -98,6 +99,16 @@ def test_run_writes_chunks_manifest_summary_and_figure(small_run):
     got = s[(s["metric"] == "p_grade3_ae") & (s["treatment.stop_day"] == 10)]["diff_vs_reference"].item()
     assert got == pytest.approx(want)
     assert (out / "duration_response.png").stat().st_size > 10_000
+
+
+def test_summary_reads_only_the_columns_it_uses(small_run):
+    _, out = small_run
+    full = read_chunks(out, [0])
+    part = read_chunks(out, [0], SUMMARY_COLUMNS)
+    assert list(part.columns) == [c for c in SUMMARY_COLUMNS if c in full.columns]
+    assert 3 * len(part.columns) < len(full.columns)  # the point: a large cell's memory
+    pd.testing.assert_frame_equal(part, full[part.columns])
+    assert draw_metrics(part) == pytest.approx(draw_metrics(full), nan_ok=True)
 
 
 def test_same_patients_in_every_cell(small_run):
