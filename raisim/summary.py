@@ -110,6 +110,13 @@ def _band(x: np.ndarray) -> tuple[float, float, float]:
     return float(x.mean()), float(np.quantile(x, 0.05)), float(np.quantile(x, 0.95))
 
 
+def _finite_mean(values) -> float:
+    """Mean of the finite values (NaN, without numpy's empty-slice warning, when there are none)."""
+    x = np.asarray(values, float)
+    x = x[np.isfinite(x)]
+    return float(x.mean()) if x.size else np.nan
+
+
 def _mcse(ind: pd.Series) -> float:
     x = ind.dropna().to_numpy(float)
     return float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else np.nan
@@ -181,7 +188,7 @@ def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
                 "estimate": est,
                 "q05": lo,
                 "q95": hi,
-                "mcse": np.nanmean([mc[d].get(metric, np.nan) for d in mc]) if kind == "proportion" else np.nan,
+                "mcse": _finite_mean([mc[d].get(metric, np.nan) for d in mc]) if kind == "proportion" else np.nan,
                 "patients": int(len(rows) / max(n_draws, 1)),
                 "solver_failures": int((~rows["ok"].astype(bool)).sum()),
                 "draws": n_draws,
@@ -194,7 +201,7 @@ def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
                     diff_vs_reference=de,
                     diff_q05=dlo,
                     diff_q95=dhi,
-                    diff_mcse=float(np.nanmean(dmc)) if np.isfinite(dmc).any() else np.nan,
+                    diff_mcse=_finite_mean(dmc),
                 )
             else:
                 rec.update(diff_vs_reference=np.nan, diff_q05=np.nan, diff_q95=np.nan, diff_mcse=np.nan)

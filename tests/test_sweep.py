@@ -6,7 +6,9 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -15,7 +17,7 @@ from helpers import REPO, run_cli, write_yaml
 from raisim.cli import main
 from raisim.errors import InputError
 from raisim.runner import read_chunks
-from raisim.summary import SUMMARY_COLUMNS, draw_metrics
+from raisim.summary import SUMMARY_COLUMNS, draw_metrics, summarise
 from raisim.sweep import load_sweep
 
 SMALL = {
@@ -109,6 +111,23 @@ def test_summary_reads_only_the_columns_it_uses(small_run):
     assert 3 * len(part.columns) < len(full.columns)  # the point: a large cell's memory
     pd.testing.assert_frame_equal(part, full[part.columns])
     assert draw_metrics(part) == pytest.approx(draw_metrics(full), nan_ok=True)
+
+
+def test_summary_of_a_follow_up_shorter_than_12_months_is_nan_without_warnings(small_run, tmp_path):
+    cfg, out = small_run
+    short = tmp_path / "short"
+    (short / "chunks").mkdir(parents=True)
+    for f in (out / "chunks").glob("*.parquet"):  # as a run with RECIST to 6 months only writes them
+        rows = pd.read_parquet(f)
+        rows["progressed_12m"] = np.nan
+        rows.to_parquet(short / "chunks" / f.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = summarise(load_sweep(cfg), short)
+    pfs = s[s["metric"] == "pfs_12m"]
+    assert pfs[["estimate", "mcse", "diff_vs_reference", "diff_mcse"]].isna().all().all()
+    other = s[s["metric"] == "p_treated"]
+    assert other["estimate"].notna().all() and other["mcse"].notna().all()
 
 
 def test_same_patients_in_every_cell(small_run):
