@@ -83,7 +83,7 @@ def run(patients: int, args, work: Path) -> dict:
         need = max(1, round(frac * n_chunks))
         hit = next((s for s in samples if s[1] >= need), None)
         if hit is not None:
-            marks[f"{int(need * args.chunk)}"] = round(hit[2] / 1024, 1)
+            marks[f"{min(need * args.chunk, patients)}"] = round(hit[2] / 1024, 1)
     computing = [s[2] for s in samples if 1 <= s[1] < n_chunks]
     return {
         "patient_protocols": patients,

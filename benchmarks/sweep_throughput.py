@@ -127,12 +127,18 @@ def main() -> None:
     ap.add_argument(
         "--compare-one-device", action="store_true", help="also time the same patients on one CPU device (all cores)"
     )
+    ap.add_argument(
+        "--dtype", choices=["float64", "float32"], default=None, help="precision (default: the sweep config's)"
+    )
+    ap.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: the sweep config's)")
+    ap.add_argument("--atol", type=float, default=None, help="absolute tolerance (default: the sweep config's)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     cell, sweep = the_cell()
     p = cell.protocol
     cfg = sweep.config
-    solver = sweep_solver(cfg.solver, args.micro_batch)
+    given = {k: v for k, v in (("dtype", args.dtype), ("rtol", args.rtol), ("atol", args.atol)) if v is not None}
+    solver = sweep_solver(type(cfg.solver).model_validate(cfg.solver.model_dump() | given), args.micro_batch)
     cohort = sample_cohort(args.patients, cfg.seed, max_lesions=cfg.cohort.max_lesions)
     out, rs = time_raisim(p, cohort, solver)
     rate, compile_s = rs["patient_protocols_per_s"], rs["compile_s_approx"]
@@ -148,6 +154,7 @@ def main() -> None:
             "rtol": solver.rtol,
             "atol": solver.atol,
             "micro_batch": solver.micro_batch,
+            "dtype": solver.dtype,
             "tail_delay_h": solver.tail_delay_h,
         },
         "raisim": rs,
