@@ -71,7 +71,8 @@ def run(patients: int, args, work: Path) -> dict:
             if s:
                 peak_kb = max(peak_kb, s.get("VmHWM", 0))
                 done = len(list((out / "chunks").glob("*.parquet"))) if (out / "chunks").is_dir() else 0
-                samples.append((round(time.perf_counter() - t0, 1), done, s.get("VmRSS", 0)))
+                # (VmHWM itself can read lower later: the kernel updates its high-water mark lazily)
+                samples.append((round(time.perf_counter() - t0, 1), done, s.get("VmRSS", 0), peak_kb))
             time.sleep(1.0)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -85,12 +86,16 @@ def run(patients: int, args, work: Path) -> dict:
         if hit is not None:
             marks[f"{min(need * args.chunk, patients)}"] = round(hit[2] / 1024, 1)
     computing = [s[2] for s in samples if 1 <= s[1] < n_chunks]
+    # the peak so far when the first chunk and the last chunk appeared: compilation vs chunks vs summary
+    hwm = {k: next((s[3] for s in samples if s[1] >= need), None) for k, need in (("first", 1), ("last", n_chunks))}
     return {
         "patient_protocols": patients,
         "chunk": args.chunk,
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "rss_mb_after_patient_protocols": marks,
         "max_rss_mb_while_computing_after_first_chunk": round(max(computing) / 1024, 1) if computing else None,
+        "peak_rss_mb_when_first_chunk_written": round(hwm["first"] / 1024, 1) if hwm["first"] else None,
+        "peak_rss_mb_when_last_chunk_written": round(hwm["last"] / 1024, 1) if hwm["last"] else None,
         "wall_s": round(wall, 1),
         "samples": len(samples),
     }

@@ -259,7 +259,7 @@ def read_chunks(out: str | Path, cells: list[int] | None = None, columns: list[s
     """Rows of the run's chunks (optionally only some cells), in unit order.
 
     ``columns``: read only these (those a chunk lacks are skipped), so that a large cell
-    costs memory for what the caller uses, not for all of its ~60 columns.
+    costs memory for what the caller uses, not for all of its ~40 columns.
     """
     files = sorted((Path(out) / CHUNK_DIR).glob("*.parquet"))
     if cells is not None:

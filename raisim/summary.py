@@ -45,7 +45,7 @@ METRICS: dict[str, tuple[str, str, str]] = {
 }
 
 
-#: The chunk columns a summary reads (the rest of a chunk's ~60 columns stay on disk).
+#: The chunk columns a summary reads (the rest of a chunk's ~40 columns stay on disk).
 SUMMARY_COLUMNS = [
     "draw",
     "patient",
