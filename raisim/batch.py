@@ -414,6 +414,7 @@ def run_cohort(
     solver: SolverSettings | None = None,
     devices: int | None = None,
     patient_overrides: list[dict[str, dict]] | None = None,
+    cost_hint: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Simulate every patient of ``cohort`` through protocol ``p`` (genotype ``p.patient.genotype``).
 
@@ -428,6 +429,10 @@ def run_cohort(
         patient_overrides: instead of ``overrides``, one overrides mapping per patient
             (population parameters drawn per patient, as calibration's emulator design
             does); PK overrides are not allowed here.
+        cost_hint: an expected solver cost per patient (any increasing measure, e.g. the
+            ``steps`` of an earlier run of the same patients): patients of similar cost are
+            solved in the same micro-batch (:func:`lockstep_order`). It changes the speed only:
+            every patient's numbers are bit-identical with or without it.
 
     Returns a dict of numpy arrays with a leading patient axis (see :func:`outcome_frame`):
     ``activity_gbq`` (GBq), ``best_projected_gy_per_gbq`` (Gy/GBq), ``best_lesion_gy`` and
@@ -440,14 +445,20 @@ def run_cohort(
     plan = plan_cell(p, pad)
     n = len(cohort)
     n_dev = devices if devices is not None else len(jax.local_devices())
-    extra = (-n) % (n_dev * solver.micro_batch)  # pad with copies of the last patient: whole micro-batches
-    if extra:
-        cohort = cohort.take(np.concatenate([np.arange(n), np.full(extra, n - 1)]))
+    # the patient axis as solved: padded with copies of the last patient to whole micro-batches
+    # on every device, then (cost_hint) ordered so that each micro-batch holds patients of similar cost
+    order = np.concatenate([np.arange(n), np.full((-n) % (n_dev * solver.micro_batch), n - 1)])
+    if cost_hint is not None:
+        hint = np.asarray(cost_hint, dtype=float)
+        if hint.shape != (n,):
+            raise ValueError(f"cost_hint: one value per patient ({n}), got shape {hint.shape}")
+        order = order[lockstep_order(hint[order], n_dev)]
+    if not np.array_equal(order, np.arange(n)):
+        cohort = cohort.take(order)
     if patient_overrides is not None:
         if len(patient_overrides) != n or overrides or any("pk" in o for o in patient_overrides):
             raise ValueError("patient_overrides: one mapping per patient, no pk block, and no overrides")
-        per_patient = [typical_model(p, cohort.max_lesions, o) for o in patient_overrides]
-        per_patient += per_patient[-1:] * extra
+        per_patient = [typical_model(p, cohort.max_lesions, patient_overrides[i]) for i in order]
         models = cohort_model(stack_models(per_patient), cohort, stacked=True)
     else:
         models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
@@ -460,7 +471,23 @@ def run_cohort(
         out = _run_on_devices(models, plan, draws, mask, tg0, solver, jax.local_devices()[:n_dev])
     else:
         out = _run(models, plan, draws, mask, tg0, solver)
-    return {k: np.asarray(v)[:n] for k, v in out.items()}
+    row = np.empty(n, dtype=int)
+    row[order] = np.arange(len(order))  # each patient's row in the solved axis (a padding copy is the same)
+    return {k: np.asarray(v)[row] for k, v in out.items()}
+
+
+def lockstep_order(cost: Float[np.ndarray, " n"], n_devices: int) -> np.ndarray:
+    """A permutation of the patient axis that puts patients of similar ``cost`` side by side.
+
+    A micro-batch is solved in lockstep: each of its solves (the shared TKI course, each
+    course's Tsit5 part and RKC tail, every RKC step's stages) runs until its slowest
+    patient is done, so a batch of similar patients wastes less. Patients are ranked by
+    ``cost`` (any increasing measure; NaN ranks last) and dealt round-robin over the
+    ``n_devices`` contiguous device shares, so the devices get the same mix and finish
+    together. ``len(cost)`` must be a multiple of ``n_devices``.
+    """
+    ranked = np.argsort(np.asarray(cost, dtype=float), kind="stable")
+    return np.concatenate([ranked[d::n_devices] for d in range(n_devices)])
 
 
 def _as_float32(tree):
@@ -529,6 +556,7 @@ def simulate_cohort(
 __all__ = [
     "RECIST_CODES",
     "SolverSettings",
+    "lockstep_order",
     "outcome_frame",
     "run_cohort",
     "simulate_cohort",

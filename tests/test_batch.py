@@ -7,7 +7,7 @@ import pytest
 from helpers import PROTOCOLS, protocol_dict
 
 import raisim
-from raisim.batch import SolverSettings, protocol_solver, simulate_cohort
+from raisim.batch import SolverSettings, lockstep_order, protocol_solver, run_cohort, simulate_cohort
 from raisim.cohort import cohort_from_patient
 from raisim.outcomes import scan_readouts
 from raisim.schedule import protocol_drugs
@@ -133,11 +133,33 @@ a, b = run_cohort(p, co, devices=4), run_cohort(p, co, devices=1)
 bad = [k for k in a if not np.array_equal(a[k], b[k], equal_nan=True)]
 assert a["ok"].shape == (40,) and a["ok"].all(), a["ok"]
 print("differing:", bad)
+# patients regrouped by a cost hint (here a shuffle): only the speed may change
+c = run_cohort(p, co, devices=4, cost_hint=np.random.default_rng(0).permutation(40))
+print("reordered differing:", [k for k in a if not np.array_equal(a[k], c[k], equal_nan=True)])
 """
     env = {**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "differing: []" in proc.stdout, proc.stdout
+    assert "\ndiffering: []" in "\n" + proc.stdout, proc.stdout
+    assert "reordered differing: []" in proc.stdout, proc.stdout
+
+
+def test_lockstep_order_groups_similar_costs_and_deals_them_evenly():
+    cost = np.random.default_rng(2).permutation(np.append(np.arange(63.0), np.nan))
+    order = lockstep_order(cost, n_devices=2)
+    assert sorted(order) == list(range(64))
+    shares = cost[order].reshape(2, 32)  # the two contiguous device shares
+    # ranks dealt round-robin: each device gets every other rank, so the same mix of costs,
+    # and within a share consecutive patients (a micro-batch) have the closest costs
+    np.testing.assert_array_equal(shares[0], np.arange(0.0, 63.0, 2.0))
+    np.testing.assert_array_equal(shares[1, :-1], np.arange(1.0, 62.0, 2.0))
+    assert np.isnan(shares[1, -1])  # NaN (unknown) ranks last
+
+
+def test_cost_hint_of_the_wrong_length_is_refused():
+    p = raisim.protocol_from_dict(protocol_dict())
+    with pytest.raises(ValueError, match="cost_hint: one value per patient"):
+        run_cohort(p, cohort_from_patient(p, 2), cost_hint=np.ones(3))
 
 
 def test_float32_option_agrees_with_float64_to_its_documented_accuracy():
