@@ -61,16 +61,16 @@ def the_cell(stop_day: int = 21):
     ), sweep
 
 
-def time_raisim(p, cohort, solver, repeats: int = 2, devices: int | None = None) -> tuple[dict, dict]:
+def time_raisim(p, cohort, solver, repeats: int = 2, devices: int | None = None, cost_hint=None) -> tuple[dict, dict]:
     """Compile, then time ``repeats`` warm runs on ``devices`` local devices (None: all of them)."""
     devices = devices or len(jax.local_devices())
     t = time.perf_counter()
-    out = run_cohort(p, cohort, solver=solver, devices=devices)
+    out = run_cohort(p, cohort, solver=solver, devices=devices, cost_hint=cost_hint)
     first = time.perf_counter() - t
     warm = []
     for _ in range(repeats):
         t = time.perf_counter()
-        out = run_cohort(p, cohort, solver=solver, devices=devices)
+        out = run_cohort(p, cohort, solver=solver, devices=devices, cost_hint=cost_hint)
         warm.append(time.perf_counter() - t)
     best = min(warm)
     return out, {
@@ -132,6 +132,11 @@ def main() -> None:
     )
     ap.add_argument("--rtol", type=float, default=None, help="relative tolerance (default: the sweep config's)")
     ap.add_argument("--atol", type=float, default=None, help="absolute tolerance (default: the sweep config's)")
+    ap.add_argument(
+        "--ordered",
+        action="store_true",
+        help="also time the cell ordered by the steps of the 14-day cell (as raisim sweep orders units)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     cell, sweep = the_cell()
@@ -167,6 +172,22 @@ def main() -> None:
             for k in out
         )
         print(f"one device: {r1['patient_protocols_per_s']:.1f} patient-protocols/s warm")
+    if args.ordered:
+        # raisim sweep orders a unit by the steps of the previous unit of the same genotype and arm;
+        # here that is the 14-day cell (typical parameters), run once on the same patients
+        previous = the_cell(14)[0].protocol
+        hint = run_cohort(previous, cohort, solver=solver)["steps"]
+        out_ord, ro = time_raisim(p, cohort, solver, cost_hint=hint)
+        result["raisim_ordered_by_14_day_steps"] = ro
+        result["ordered_identical"] = all(
+            np.array_equal(np.asarray(out[k]), np.asarray(out_ord[k]), equal_nan=np.asarray(out[k]).dtype.kind == "f")
+            for k in out
+        )
+        result["ordered_over_unordered"] = ro["patient_protocols_per_s"] / rate
+        print(
+            f"ordered by the 14-day cell's steps: {ro['patient_protocols_per_s']:.1f} patient-protocols/s warm "
+            f"({result['ordered_over_unordered']:.2f}x; identical: {result['ordered_identical']})"
+        )
     if args.compare_tsit5:
         plain = dataclasses.replace(solver, tail_delay_h=None)
         out_plain, rp = time_raisim(p, cohort, plain, repeats=1)
