@@ -61,6 +61,17 @@ def the_cell(stop_day: int = 21):
     ), sweep
 
 
+def run_record() -> dict:
+    """When and where a sweep benchmark ran: date (UTC), machine, jax backend and devices, library versions."""
+    return {
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores()},
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.local_devices()],
+        "libraries": library_versions(),
+    }
+
+
 def time_raisim(p, cohort, solver, repeats: int = 2, devices: int | None = None, cost_hint=None) -> tuple[dict, dict]:
     """Compile, then time ``repeats`` warm runs on ``devices`` local devices (None: all of them)."""
     devices = devices or len(jax.local_devices())
@@ -149,11 +160,7 @@ def main() -> None:
     rate, compile_s = rs["patient_protocols_per_s"], rs["compile_s_approx"]
     print(f"raisim: {rate:.1f} patient-protocols/s warm on {rs['devices']} device(s), compile ~{compile_s:.0f} s")
     result = {
-        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": available_cores()},
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.local_devices()],
-        "libraries": library_versions(),
+        **run_record(),
         "cell": {**cell.labels(), "protocol": p.name},
         "solver": {
             "rtol": solver.rtol,

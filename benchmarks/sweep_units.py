@@ -25,20 +25,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
+import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
-import jax
-import pandas as pd
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-from raisim import runner, use_cpu_cores
-from raisim.devices import available_cores
-from raisim.store import library_versions
-from raisim.sweep import load_sweep
+import pandas as pd  # noqa: E402
+from sweep_throughput import CONFIG, run_record  # noqa: E402
 
-CONFIG = Path(__file__).resolve().parent.parent / "configs" / "sweeps" / "duration.yaml"
+from raisim import runner, use_cpu_cores  # noqa: E402
+from raisim.sweep import load_sweep  # noqa: E402
 
 
 def run_variant(sweep, out: Path, chunk: int, ordered: bool) -> tuple[runner.RunReport, pd.DataFrame]:
@@ -107,14 +105,7 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 {
-                    "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": {
-                        "platform": platform.platform(),
-                        "processor": platform.processor(),
-                        "cpus": available_cores(),
-                    },
-                    "devices": [str(d) for d in jax.local_devices()],
-                    "libraries": library_versions(),
+                    **run_record(),
                     "genotype": args.genotype,
                     "cells": len(sweep.cells),
                     "patients": args.patients,
