@@ -1,17 +1,17 @@
-"""The batched engine: a protocol × a cohort → one outcome row per virtual patient.
+"""The engine: a protocol × a cohort → one outcome record per virtual patient.
 
-The single-patient engine (:mod:`raisim.simulate`) reads a solved course with
-numpy. Here the same outcome rules are written in jax for one patient, fused
-with the ODE solve and ``vmap``-ped over the patient axis in one compiled
-call, so a chunk's time courses never leave the device: only its outcome rows
-do. ``tests/test_batch.py`` checks that a cohort without variability
-reproduces :func:`raisim.simulate` course by course.
+There is one engine. The outcome rules of :mod:`raisim.outcomes` (jax, one
+patient) are fused with the ODE solve and ``vmap``-ped over the patient axis
+in one compiled call, so a chunk's time courses never leave the device: only
+its outcome rows do. One patient (:func:`raisim.simulate`) is the same kernel
+at batch size one with ``detail=True``, which also returns the record behind
+the row and the time course.
 
 Each patient solves every course of the protocol (each cut at the patient's
-AE day if the patient discontinues), computes every course's readouts, and
-follows the first course whose conditions its drawn readouts meet — the rule
-of the single-patient engine. Solver failures are per patient: ``ok`` is
-False and every derived number of that row is NaN.
+AE day if the patient discontinues, missed doses dropped), computes every
+course's readouts, and follows the first course whose conditions its drawn
+readouts meet. Solver failures are per patient: ``ok`` is False and every
+derived number of that row is NaN.
 
 The patient axis can be split over local devices (one share per device, each
 placed with a ``jax.sharding.SingleDeviceSharding``): results are identical to
@@ -33,34 +33,43 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Bool, Float
 
-from .cohort import Cohort, cohort_model, stack_models
+from .cohort import Cohort, cohort_model, lesion_sites, stack_models
 from .dosimetry import Dosimetry
 from .iodine import Iodine
 from .model import PatientModel, Solution, solve_branches
 from .nis import NIS
+from .outcomes import (
+    RECIST_CODES,
+    background_per_g,
+    effective_decay_per_h,
+    progression_months,
+    rai_activity,
+    recist,
+    scan_readout,
+    wbs_visibility,
+    whole_body,
+)
 from .pathway import Pathway
 from .pk import PK
 from .plan import (
-    NO_DAY,
     CellPlan,
     CourseSpec,
     Draws,
     Padding,
-    ae_day_on_tki,
     cohort_draws,
     cut_schedule,
+    days_on_drug,
+    doses_given,
     plan_cell,
     scan_positions,
 )
-from .protocol import DAYS_PER_MONTH, TAIL_DELAY_H, Protocol
+from .protocol import TAIL_DELAY_H, Protocol
 from .response import Response, sphere_diameter_mm
 from .schedule import protocol_drugs
-from .toxicity import Toxicity
+from .toxicity import NO_DAY, Toxicity
 
 if TYPE_CHECKING:
     from .sweep import SolverSettingsConfig
-
-RECIST_CODES = ("CR", "PR", "SD", "PD")
 
 
 class SolverSettings(eqx.Module):
@@ -83,9 +92,12 @@ class SolverSettings(eqx.Module):
     tail_delay_h: float | None = eqx.field(static=True, default=TAIL_DELAY_H)
 
 
-def protocol_solver(p: Protocol, course: int | None = None) -> SolverSettings:
-    """The protocol's ``solver`` section (tolerances, step budget) as settings of the batched engine."""
-    return SolverSettings(p.solver.rtol, p.solver.atol, p.solver.max_steps, course, tail_delay_h=p.solver.tail_delay_h)
+def protocol_solver(p: Protocol, course: int | None = None, micro_batch: int = 16) -> SolverSettings:
+    """The protocol's ``solver`` section (tolerances, step budget) as settings of the batched engine;
+    ``micro_batch``: patients solved in lockstep (a count; 1 for one patient)."""
+    return SolverSettings(
+        p.solver.rtol, p.solver.atol, p.solver.max_steps, course, micro_batch, tail_delay_h=p.solver.tail_delay_h
+    )
 
 
 def sweep_solver(solver: SolverSettingsConfig, micro_batch: int = 16) -> SolverSettings:
@@ -125,143 +137,180 @@ def typical_model(p: Protocol, max_lesions: int, overrides: dict[str, dict] | No
 # ---------------------------------------------------------------------------
 
 
-def _background_per_g(model: PatientModel, io: dict, grid: Array, spec: CourseSpec, i: Array, c: Array) -> Array:
-    """Mean non-lesion activity concentration at grid index i, channel c, per g (outcomes.background_concentration)."""
-    s = grid[i] - spec.channel_time_h[c]
-    k = model.iodine.absorption_per_h + spec.channel_decay[c]
-    gut = jnp.where(s >= 0.0, jnp.exp(-k * jnp.maximum(s, 0.0)), 0.0)
-    rest = gut + io["ecf"][i, c] + io["slow"][i, c] + io["nis_tissue"][i, c]
-    return rest / (model.iodine.body_mass_kg * 1000.0)
+class PatientInputs(eqx.Module):
+    """Per-patient inputs of the outcome rules besides the model and the draws.
+
+    ``lesion_mask``: lesion slots the patient has; ``baseline_tg_ng_ml``: ng/mL; ``lung_lesion``:
+    slots at site ``lung`` (their cumulated activity gives the lung dose).
+    """
+
+    lesion_mask: Bool[Array, " l"]
+    baseline_tg_ng_ml: Float[Array, ""]
+    lung_lesion: Bool[Array, " l"]
 
 
-def _whole_body(model: PatientModel, io: dict, grid: Array, spec: CourseSpec, i: Array, c: Array) -> Array:
-    """Whole-body activity per MBq administered (outcomes._whole_body)."""
-    bg = _background_per_g(model, io, grid, spec, i, c) * model.iodine.body_mass_kg * 1000.0
-    return bg + jnp.sum(io["lesion"][i, c, :])
+#: The outcome columns of a cohort run (:func:`run_cohort`); ``detail=True`` adds the rest of the record.
+SUMMARY_KEYS = (
+    "ok",
+    "steps",
+    "p_scan",
+    "scan_success",
+    "treated",
+    "activity_gbq",
+    "best_projected_gy_per_gbq",
+    "best_lesion_gy",
+    "best_lesion_bed_gy",
+    "lung_dose_gy",
+    "recist",
+    "sum_change_pct",
+    "pfs_months",
+    "tg_change_pct",
+    "grade3_ae",
+    "discontinued",
+    "ae_day",
+    "p_grade3_ae",
+    "p_discontinuation",
+    "days_on_tki",
+)
 
 
-def _scan_p_lesion(
-    readout: str, model: PatientModel, io: dict, grid: Array, spec: CourseSpec, j: int, mask, countable, s_val
-) -> Array:
-    """Per-lesion P(success) of scan position ``j`` (outcomes.scan_readouts, same formulas)."""
-    dos = model.dosimetry
-    mass = model.iodine.lesion_mass_g
-    diam = sphere_diameter_mm(mass)
-    c, i = spec.scan_tracer[j], spec.scan_img[j]
-    lesion = io["lesion"][i, c, :]
-    ratio = (lesion / mass) / _background_per_g(model, io, grid, spec, i, c)
-    if readout == "i123_tbr":
-        tbr = dos.tumour_to_background(ratio, diam)
-        liver = dos.tumour_to_liver(ratio, diam)
-        p = dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold)
-    elif readout == "i124_increase":
-        b = jnp.maximum(spec.scan_baseline[j], 0)
-        cb, ib = spec.scan_tracer[b], spec.scan_img[b]
-        now = lesion * jnp.exp(spec.channel_decay[c] * spec.scan_delay_h[j])
-        base = io["lesion"][ib, cb, :] * jnp.exp(spec.channel_decay[cb] * spec.scan_delay_h[b])
-        p = dos.p_above(now / jnp.where(mask, base, 1.0), dos.increase_threshold)
-    elif readout == "i124_dosimetry":
-        gy = io["cum_lesion"][-1, spec.scan_projection[j], :] * s_val * 1000.0
-        p = jnp.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0)
-    elif readout in ("diagnostic_wbs", "post_therapy_wbs"):
-        mbq = lesion * spec.scan_tracer_mbq[j]
-        contrast = dos.tumour_to_background(ratio, diam)
-        p = dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
-    else:
-        raise ValueError(f"unknown readout {readout!r}")
-    return jnp.where(mask, p, 0.0)
+def course_cut(plan: CellPlan, spec: CourseSpec, model: PatientModel, draws: Draws) -> dict:
+    """The course's toxicity draws and its schedule: the doses the patient takes (missed doses
+    dropped), cut at the AE day if the patient discontinues.
 
-
-def _activity(plan: CellPlan, model: PatientModel, io: dict, spec: CourseSpec, countable, s_val):
-    """(activity GBq, policy allows treatment, best countable projected Gy/GBq) — outcomes.choose_activity."""
-    n = plan.rai_numbers
-    ps = jnp.maximum(spec.proj_scan, 0)
-    c = spec.scan_projection[ps]
-    gy = io["cum_lesion"][-1, c, :] * s_val * 1000.0
-    best = jnp.max(jnp.where(countable, gy, 0.0))
-    if plan.policy == "fixed":
-        return n[0], jnp.asarray(True), best
-    if plan.policy == "dosimetry_max_11.1":
-        need = jnp.where(best > 0, n[1] / jnp.where(best > 0, best, 1.0), jnp.inf)
-        ok = need <= n[2]
-        return jnp.where(ok, need, 0.0), ok, best
-    if plan.policy == "dosimetry_guided":
-        blood_ml = model.iodine.blood_volume_l * 1000.0
-        blood = model.dosimetry.blood_gy_per_gbq(
-            io["cum_blood"][-1, c], io["cum_body"][-1, c], blood_ml, model.iodine.body_mass_kg
-        )
-        r48 = _whole_body(model, io, plan.grid_h, spec, spec.proj_i48, c)
-        a = jnp.minimum(jnp.minimum(n[4] / jnp.maximum(blood, 1e-12), n[5] / jnp.maximum(r48, 1e-12)), n[3])
-        return a, jnp.asarray(True), best
-    return jnp.asarray(0.0), jnp.asarray(False), best
-
-
-def _course_schedule(plan: CellPlan, spec: CourseSpec, model: PatientModel, draws: Draws) -> dict:
-    """The course's toxicity draws and its schedule, cut at the AE day if the patient discontinues."""
+    The AE day is drawn on the days the patient takes the drugs over the planned course
+    (:meth:`raisim.toxicity.Toxicity.ae_day_on_tki`, any course length). Returns ``grade3``,
+    ``disc`` (booleans), ``ae_day`` and ``last_day`` (study days, :data:`NO_DAY` for none),
+    ``planned_days`` and ``days`` (days on each drug planned and taken), ``sched`` (the cut
+    :class:`raisim.model.Schedule`).
+    """
     tox = model.toxicity
-    n_ae = ae_day_on_tki(tox.hazard_per_day, spec.days_on_drug, draws.ae_u)
+    given = doses_given(spec, draws)
+    dtype = spec.days_on_drug.dtype
+    planned = days_on_drug(spec.dose_day, given).astype(dtype)
+    n_ae = tox.ae_day_on_tki(planned, draws.ae_u)
     grade3 = n_ae < NO_DAY
     disc = grade3 & (draws.stop_u < tox.discontinuation_probability)
     ae_day = jnp.where(grade3, plan.start_day + n_ae - 1, NO_DAY)
     last_day = jnp.where(disc, ae_day, NO_DAY)
-    sched = cut_schedule(spec, plan, model, last_day)
-    return {"grade3": grade3, "disc": disc, "ae_day": ae_day, "last_day": last_day, "sched": sched}
+    taken = given & (spec.dose_day <= last_day)
+    return {
+        "grade3": grade3,
+        "disc": disc,
+        "ae_day": ae_day,
+        "last_day": last_day,
+        "planned_days": planned,
+        "days": days_on_drug(spec.dose_day, taken).astype(dtype),
+        "sched": cut_schedule(spec, plan, model, last_day, given),
+    }
 
 
-def _course(
+def course_outcome(
     plan: CellPlan,
     spec: CourseSpec,
     model: PatientModel,
     draws: Draws,
-    mask: Bool[Array, " l"],
-    tg0: Float[Array, ""],
+    inputs: PatientInputs,
     cut: dict,
     sol: Solution,
 ) -> dict:
-    """One solved course's readouts, activity, doses, volumes, RECIST, PFS, Tg and toxicity."""
-    tox = model.toxicity
-    grade3, disc, ae_day, last_day = cut["grade3"], cut["disc"], cut["ae_day"], cut["last_day"]
+    """One solved course of one patient through the outcome rules of :mod:`raisim.outcomes`.
+
+    Arguments:
+        plan, spec: the protocol and this course as arrays (:func:`raisim.plan.plan_cell`).
+        model: the patient's model (unbatched).
+        draws: the patient's draws; inputs: its lesion mask, baseline Tg and lung lesions.
+        cut: :func:`course_cut` of this course; sol: its solution on ``plan.grid_h``.
+
+    Returns:
+        The course's record: the :data:`SUMMARY_KEYS` (units as in :func:`run_cohort`) and the
+        detail behind them, per scan position and per lesion (see :func:`raisim.simulate`).
+    """
+    tox, dos, rsp = model.toxicity, model.dosimetry, model.response
+    mask, tg0 = inputs.lesion_mask, inputs.baseline_tg_ng_ml
+    last_day = cut["last_day"]
     grid = plan.grid_h
     io = sol.ys["iodine"]
     mass = model.iodine.lesion_mass_g
-    s_val = model.dosimetry.s_value_gy_per_mbq_h(mass)
-    countable = mask & (sphere_diameter_mm(mass) >= model.dosimetry.min_dosimetry_diameter_mm)
-    p_scan, success = [], []
+    diam0 = sphere_diameter_mm(mass)
+    s_val = dos.s_value_gy_per_mbq_h(mass)
+    countable = mask & (diam0 >= dos.min_dosimetry_diameter_mm)
+    t_ch, k_ch = spec.channel_time_h, spec.channel_decay
+
+    def ratio_at(i, c, lesion):
+        return (lesion / mass) / background_per_g(model, io, grid, t_ch[c], k_ch[c], i, c)
+
+    projected = io["cum_lesion"][-1][spec.scan_projection, :] * s_val[None, :] * 1000.0  # (s, l) Gy/GBq
+    nan_l = jnp.full(mass.shape, jnp.nan, mass.dtype)
+    p_scan, success, done_all, p_lesion, metric = [], [], [], [], []
     for j, readout in enumerate(plan.readouts):
         done = (spec.scan_day[j] < NO_DAY) & (spec.scan_day[j] <= last_day)
+        done_all.append(done)
         if readout is None:
-            p_scan.append(jnp.asarray(jnp.nan))
+            p_scan.append(jnp.asarray(jnp.nan, mass.dtype))
             success.append(jnp.asarray(False))
+            p_lesion.append(jnp.zeros_like(mass))
+            metric.append(nan_l)
             continue
-        p_l = _scan_p_lesion(readout, model, io, grid, spec, j, mask, countable, s_val)
-        p = jnp.where(done, model.dosimetry.p_any(p_l), 0.0)
+        c, i = spec.scan_tracer[j], spec.scan_img[j]
+        lesion = io["lesion"][i, c, :]
+        b = jnp.maximum(spec.scan_baseline[j], 0)
+        cb, ib = spec.scan_tracer[b], spec.scan_img[b]
+        base = io["lesion"][ib, cb, :] * jnp.exp(k_ch[cb] * spec.scan_delay_h[b])
+        p_l, m = scan_readout(
+            readout,
+            model,
+            lesion,
+            ratio_at(i, c, lesion),
+            jnp.exp(k_ch[c] * spec.scan_delay_h[j]),
+            jnp.where(mask, base, 1.0),
+            projected[j],
+            spec.scan_tracer_mbq[j],
+            countable,
+        )
+        p_l = jnp.where(mask, p_l, 0.0)
+        p = jnp.where(done, dos.p_any(p_l), 0.0)
         p_scan.append(p)
         success.append(done & (draws.scan_u[j] < p))
+        p_lesion.append(p_l)
+        metric.append(m)
     p_scan, success = jnp.stack(p_scan), jnp.stack(success)
-    activity, allowed, best_proj = _activity(plan, model, io, spec, countable, s_val)
+    # the activity, from the projection behind the therapy (the last scan before RAI)
+    has_proj = spec.proj_scan >= 0
+    ps = jnp.maximum(spec.proj_scan, 0)
+    cp = spec.scan_projection[ps]
+    best = jnp.where(has_proj, jnp.max(jnp.where(countable, projected[ps], 0.0)), 0.0)
+    blood = dos.blood_gy_per_gbq(
+        io["cum_blood"][-1, cp], io["cum_body"][-1, cp], model.iodine.blood_volume_l * 1000.0, model.iodine.body_mass_kg
+    )
+    r48 = whole_body(model, io, grid, t_ch[cp], k_ch[cp], spec.proj_i48, cp)
+    activity, allowed, limits = rai_activity(plan.policy, plan.rai_numbers, best, blood, r48)
     treated = (spec.rai_day < NO_DAY) & (spec.rai_day <= last_day) & allowed
     if plan.policy is None:
         treated = jnp.asarray(False)
     gbq = jnp.where(treated, activity, 0.0)
-    # therapy dose, BED, volumes (outcomes.lesion_course)
+    # therapy dose, BED, volumes, RECIST, progression, Tg
     c = spec.therapy
     cum = io["cum_lesion"][:, c, :]
     dose_t = gbq * 1000.0 * cum * s_val[None, :]
     total = dose_t[-1]
     frac = jnp.where(total > 0, dose_t / jnp.where(total > 0, total, 1.0), 0.0)
-    act = io["lesion"][:, c, :]
-    peak = jnp.argmax(act, axis=0)
-    cols = jnp.arange(act.shape[1])
-    lam = act[peak, cols] / jnp.maximum(cum[-1] - cum[peak, cols], 1e-30)
-    bed = jnp.where(treated & mask, model.response.bed_gy(total, lam), 0.0)
-    total = jnp.where(treated & mask, total, 0.0)
-    viable, dead = model.response.volumes_ml(grid, mass, sol.ys["cum_erk_inhibition_h"], frac, bed)
+    lam = effective_decay_per_h(io["lesion"][:, c, :], cum)
+    given = treated & mask
+    bed = jnp.where(given, rsp.bed_gy(total, lam), 0.0)
+    total = jnp.where(given, total, 0.0)
+    viable, dead = rsp.volumes_ml(grid, mass, sol.ys["cum_erk_inhibition_h"], frac, bed)
     viable = viable * mask
     volume = viable + dead * mask
     diam = sphere_diameter_mm(volume)
-    recist, change = _recist(model.response, diam, plan.i0, spec.assess)
-    pfs = _progression_months(grid, diam, spec.anchor)
-    tg = model.response.thyroglobulin_ng_ml(grid, viable, sol.ys["nis"]["organification"], tg0)
+    code, change, sums = recist(rsp, diam, plan.i0, spec.assess)
+    tg = rsp.thyroglobulin_ng_ml(grid, viable, sol.ys["nis"]["organification"], tg0)
+    lung = inputs.lung_lesion & mask
+    lung_s = dos.lung_s_value_gy_per_mbq_h() * 1000.0
+    post = io["lesion"][spec.therapy_img, c, :]
+    post_p = wbs_visibility(
+        dos, post * gbq * 1000.0, dos.tumour_to_background(ratio_at(spec.therapy_img, c, post), diam0)
+    )
     return {
         "ok": sol.ok,
         "steps": sol.num_steps,
@@ -269,56 +318,86 @@ def _course(
         "scan_success": success,
         "treated": treated,
         "activity_gbq": gbq,
-        "best_projected_gy_per_gbq": best_proj,
+        "best_projected_gy_per_gbq": best,
         "best_lesion_gy": jnp.max(total),
         "best_lesion_bed_gy": jnp.max(bed),
-        "recist": recist,
+        "lung_dose_gy": gbq * jnp.sum(jnp.where(lung, cum[-1], 0.0)) * lung_s,
+        "recist": code,
         "sum_change_pct": change,
-        "pfs_months": pfs,
+        "pfs_months": progression_months(grid, diam, spec.anchor),
         "tg_change_pct": 100.0 * (tg[spec.assess] / jnp.maximum(tg0, 1e-12) - 1.0),
-        "grade3_ae": grade3,
-        "discontinued": disc,
-        "ae_day": jnp.where(grade3, ae_day, -1),
-        "p_grade3_ae": tox.p_grade3(spec.days_on_drug),
-        "p_discontinuation": tox.p_discontinuation(spec.days_on_drug),
-        "days_on_tki": jnp.max(spec.days_on_drug),
+        "grade3_ae": cut["grade3"],
+        "discontinued": cut["disc"],
+        "ae_day": jnp.where(cut["grade3"], cut["ae_day"], -1),
+        "p_grade3_ae": tox.p_grade3(cut["planned_days"]),
+        "p_discontinuation": tox.p_discontinuation(cut["planned_days"]),
+        "days_on_tki": jnp.max(cut["days"]),
+        # the detail behind them (raisim.simulate's record)
+        "scan_done": jnp.stack(done_all),
+        "scan_p_lesion": jnp.stack(p_lesion),
+        "scan_metric": jnp.stack(metric),
+        "scan_projected_gy_per_gbq": projected,
+        "rai_allowed": allowed & (plan.policy is not None),
+        "projected_blood_gy_per_gbq": blood,
+        "projected_retention_48h_fraction": r48,
+        "projected_best_lesion_gy_per_gbq": jnp.max(jnp.where(mask, projected[ps], 0.0)),
+        "projected_lung_gy_per_gbq": jnp.sum(jnp.where(lung, io["cum_lesion"][-1, cp, :], 0.0)) * lung_s,
+        "limits_gbq": limits,
+        "post_therapy_wbs_p": jnp.where(treated, dos.p_any(jnp.where(mask, post_p, 0.0)), jnp.nan),
+        "lesion_gy": total,
+        "lesion_bed_gy": bed,
+        "lesion_decay_per_h": jnp.where(given, lam, jnp.nan),
+        "lesion_therapy_gy_per_gbq": jnp.where(given, cum[-1] * s_val * 1000.0, jnp.nan),
+        "lesion_p_sterilised": jnp.where(given, rsp.sterilisation_probability(viable[spec.anchor], bed), 0.0),
+        "recist_sum_mm": sums,
+        "days_on_drug": cut["days"],
+        "last_day": cut["last_day"],
+        "ae_day_raw": cut["ae_day"],
+        "dose_times_h": cut["sched"].dose_times_h,
+        "dose_mg": cut["sched"].dose_mg,
+        "dose_t_gy": dose_t * given[None, :],
+        "volume_ml": volume,
+        "tg_ng_ml": tg,
+        "tg_at_followup_ng_ml": tg[spec.assess],
+        "ys": sol.ys,
     }
 
 
-def _recist(response: Response, diam: Float[Array, "t l"], i0, assess):
-    """RECIST 1.1 codes (0 CR, 1 PR, 2 SD, 3 PD) and % change of the sum at each assessment (Response.recist)."""
-    cr = response.cr_diameter_mm
-    sums = jnp.sum(jnp.where(diam >= cr, diam, 0.0), axis=1)
-    base = sums[i0]
-    sa = sums[assess]
-    running = jax.lax.cummin(sa)
-    nadir = jnp.minimum(base, jnp.concatenate([jnp.asarray([base]), running[:-1]]))
-    all_cr = jnp.all(diam[assess] < cr, axis=1)
-    pd_ = (sa >= 1.2 * nadir) & (sa - nadir >= 5.0)
-    pr = sa <= 0.7 * base
-    code = jnp.where(all_cr, 0, jnp.where(pd_, 3, jnp.where(pr, 1, 2)))
-    return code, 100.0 * (sa - base) / base
+def follow_course(plan: CellPlan, recs: list[dict], course: int | None = None, detail: bool = False) -> dict:
+    """The record of the course the patient follows: the first whose conditions its drawn readouts
+    meet (or ``course``), with ``ok`` (every course solved), ``steps`` (summed over the courses),
+    ``course`` (its index), ``readout_p`` and ``readout_success`` (the scan behind "readout
+    success"). Without ``detail`` only the :data:`SUMMARY_KEYS` are kept; with it, also
+    ``course_p_scan`` (P(success) of every scan position on every course)."""
+    match = []
+    for spec, rec in zip(plan.courses, recs, strict=True):
+        got = rec["scan_success"][spec.cond_scan]
+        match.append(jnp.all(~spec.cond_valid | (got == spec.cond_ok)))
+    match = jnp.stack(match)
+    chosen = jnp.where(jnp.any(match), jnp.argmax(match), 0)
+    if course is not None:
+        chosen = jnp.asarray(course)
+    kept = recs if detail else [{k: r[k] for k in SUMMARY_KEYS} for r in recs]
+    out = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[chosen], *kept)
+    out["ok"] = jnp.all(jnp.stack([r["ok"] for r in recs]))
+    out["steps"] = jnp.sum(jnp.stack([r["steps"] for r in recs]))
+    out["course"] = chosen
+    out["readout_p"] = jnp.where(plan.readout_scan >= 0, out["p_scan"][jnp.maximum(plan.readout_scan, 0)], jnp.nan)
+    out["readout_success"] = (plan.readout_scan >= 0) & out["scan_success"][jnp.maximum(plan.readout_scan, 0)]
+    if detail:
+        out["course_p_scan"] = jnp.stack([r["p_scan"] for r in recs])
+        out["course_ok"] = jnp.stack([r["ok"] for r in recs])
+        return out
+    return jax.tree_util.tree_map(lambda x: _fail(x, out["ok"]), out)
 
 
-def _progression_months(grid, diam, anchor) -> Array:
-    """Months from the anchor to the first sum ≥ 20 % and ≥ 5 mm above its running nadir (NaN: none)."""
-    sums = jnp.sum(diam, axis=1)
-    j = jnp.arange(sums.shape[0])
-    after = j >= anchor
-    running = jax.lax.cummin(jnp.where(after, sums, jnp.inf))
-    nadir = jnp.concatenate([jnp.asarray([jnp.inf]), running[:-1]])
-    hit = after & (sums >= 1.2 * nadir) & (sums - nadir >= 5.0)
-    t = jnp.where(jnp.any(hit), grid[jnp.argmax(hit)], jnp.nan)
-    return (t - grid[anchor]) / 24.0 / DAYS_PER_MONTH
-
-
-def _patient(model, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
+def _patient(model, plan: CellPlan, draws: Draws, inputs: PatientInputs, solver: SolverSettings, detail: bool) -> dict:
     """Every course of one patient, then the one its drawn readouts follow (or ``solver.course``).
 
     The courses share the TKI course up to their first difference, solved once
     (:func:`raisim.model.solve_branches`).
     """
-    cuts = [_course_schedule(plan, spec, model, draws) for spec in plan.courses]
+    cuts = [course_cut(plan, spec, model, draws) for spec in plan.courses]
     sols = solve_branches(
         model,
         [c["sched"] for c in cuts],
@@ -329,25 +408,10 @@ def _patient(model, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSetti
         tail_delay_h=solver.tail_delay_h,
     )
     recs = [
-        _course(plan, spec, model, draws, mask, tg0, cut, sol)
+        course_outcome(plan, spec, model, draws, inputs, cut, sol)
         for spec, cut, sol in zip(plan.courses, cuts, sols, strict=True)
     ]
-    match = []
-    for spec, rec in zip(plan.courses, recs, strict=True):
-        got = rec["scan_success"][spec.cond_scan]
-        match.append(jnp.all(~spec.cond_valid | (got == spec.cond_ok)))
-    match = jnp.stack(match)
-    chosen = jnp.where(jnp.any(match), jnp.argmax(match), 0)
-    if solver.course is not None:
-        chosen = jnp.asarray(solver.course)
-    out = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[chosen], *recs)
-    ok = jnp.all(jnp.stack([r["ok"] for r in recs]))
-    out["ok"] = ok
-    out["steps"] = jnp.sum(jnp.stack([r["steps"] for r in recs]))
-    out["course"] = chosen
-    out["readout_p"] = jnp.where(plan.readout_scan >= 0, out["p_scan"][jnp.maximum(plan.readout_scan, 0)], jnp.nan)
-    out["readout_success"] = (plan.readout_scan >= 0) & out["scan_success"][jnp.maximum(plan.readout_scan, 0)]
-    return jax.tree_util.tree_map(lambda x: _fail(x, ok), out)
+    return follow_course(plan, recs, solver.course, detail)
 
 
 def _fail(x: Array, ok: Array) -> Array:
@@ -356,7 +420,9 @@ def _fail(x: Array, ok: Array) -> Array:
     return x
 
 
-def _patients(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
+def _patients(
+    models, plan: CellPlan, draws: Draws, inputs: PatientInputs, solver: SolverSettings, detail: bool
+) -> dict:
     """Patients in micro-batches of ``solver.micro_batch`` (a multiple of it), one vmapped kernel each.
 
     The kernel's shape never depends on the chunk size or the device count, so a
@@ -365,18 +431,20 @@ def _patients(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSet
     dyn, static = eqx.partition(models, eqx.is_array)
 
     def one_patient(args):  # lax.map vmaps it over each micro-batch
-        dm, d, mk, t = args
-        return _patient(eqx.combine(dm, static), plan, d, mk, t, solver)
+        dm, d, inp = args
+        return _patient(eqx.combine(dm, static), plan, d, inp, solver, detail)
 
-    return jax.lax.map(one_patient, (dyn, draws, mask, tg0), batch_size=solver.micro_batch)
+    return jax.lax.map(one_patient, (dyn, draws, inputs), batch_size=solver.micro_batch)
 
 
 @eqx.filter_jit
-def _run(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings) -> dict:
-    return _patients(models, plan, draws, mask, tg0, solver)
+def _run(models, plan: CellPlan, draws: Draws, inputs: PatientInputs, solver: SolverSettings, detail: bool) -> dict:
+    return _patients(models, plan, draws, inputs, solver, detail)
 
 
-def _run_on_devices(models, plan: CellPlan, draws: Draws, mask, tg0, solver: SolverSettings, devices) -> dict:
+def _run_on_devices(
+    models, plan: CellPlan, draws: Draws, inputs: PatientInputs, solver: SolverSettings, detail: bool, devices
+) -> dict:
     """The patient axis split into one contiguous share per device, each share running the same
     compiled kernel on its device (dispatched asynchronously, so the devices work in parallel).
 
@@ -384,7 +452,7 @@ def _run_on_devices(models, plan: CellPlan, draws: Draws, mask, tg0, solver: Sol
     one-device run. (``shard_map``/GSPMD compile a different program whose rounding
     differs at ~1e-9 relative and changes step counts, so they are not used.)
     """
-    n = mask.shape[0]
+    n = inputs.lesion_mask.shape[0]
     size = n // len(devices)
 
     def on_device(i: int) -> dict:
@@ -393,16 +461,16 @@ def _run_on_devices(models, plan: CellPlan, draws: Draws, mask, tg0, solver: Sol
         def share(x):
             return jax.device_put(x[i * size : (i + 1) * size], where) if eqx.is_array(x) else x
 
-        parts = [jax.tree_util.tree_map(share, a) for a in (models, draws, mask, tg0)]
+        parts = [jax.tree_util.tree_map(share, a) for a in (models, draws, inputs)]
         plan_d = jax.tree_util.tree_map(lambda x: jax.device_put(x, where) if eqx.is_array(x) else x, plan)
-        return _run(parts[0], plan_d, parts[1], parts[2], parts[3], solver)
+        return _run(parts[0], plan_d, parts[1], parts[2], solver, detail)
 
     if len(devices) == 1:
         pending = [on_device(0)]
     else:  # jax compiles the kernel once per device: from one thread each, the compilations overlap
         with concurrent.futures.ThreadPoolExecutor(len(devices)) as pool:
             pending = list(pool.map(on_device, range(len(devices))))
-    return {k: np.concatenate([np.asarray(o[k]) for o in pending]) for k in pending[0]}
+    return jax.tree_util.tree_map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *pending)
 
 
 def run_cohort(
@@ -415,6 +483,7 @@ def run_cohort(
     devices: int | None = None,
     patient_overrides: list[dict[str, dict]] | None = None,
     cost_hint: np.ndarray | None = None,
+    detail: bool = False,
 ) -> dict[str, np.ndarray]:
     """Simulate every patient of ``cohort`` through protocol ``p`` (genotype ``p.patient.genotype``).
 
@@ -433,13 +502,17 @@ def run_cohort(
             ``steps`` of an earlier run of the same patients): patients of similar cost are
             solved in the same micro-batch (:func:`lockstep_order`). It changes the speed only:
             every patient's numbers are bit-identical with or without it.
+        detail: also return the rest of each patient's record (per scan and per lesion, the
+            time course of the followed course): what :func:`raisim.simulate` reports. Failed
+            patients' numbers are then left as computed (check ``ok``).
 
     Returns a dict of numpy arrays with a leading patient axis (see :func:`outcome_frame`):
     ``activity_gbq`` (GBq), ``best_projected_gy_per_gbq`` (Gy/GBq), ``best_lesion_gy`` and
-    ``best_lesion_bed_gy`` (Gy), ``pfs_months`` (months after the anchor), ``ae_day`` (study
-    day, −1 if none), ``days_on_tki`` (days), ``sum_change_pct``/``tg_change_pct`` (% of
-    baseline), ``p_*`` (probabilities in [0, 1]), ``recist`` (codes 0 CR … 3 PD), ``steps``
-    (solver steps) and booleans.
+    ``best_lesion_bed_gy`` and ``lung_dose_gy`` (Gy), ``pfs_months`` (months after the anchor),
+    ``ae_day`` (study day, −1 if none), ``days_on_tki`` (days the patient took a TKI on the
+    followed course), ``sum_change_pct``/``tg_change_pct`` (% of baseline), ``p_*``
+    (probabilities in [0, 1]), ``recist`` (codes 0 CR … 3 PD), ``steps`` (solver steps) and
+    booleans.
     """
     solver = solver or protocol_solver(p)
     plan = plan_cell(p, pad)
@@ -462,18 +535,21 @@ def run_cohort(
         models = cohort_model(stack_models(per_patient), cohort, stacked=True)
     else:
         models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
-    draws = cohort_draws(p, cohort, len(plan.readouts))
-    mask = jnp.asarray(cohort.lesion_mask)
-    tg0 = jnp.asarray(cohort.baseline_tg_ng_ml)
+    draws = cohort_draws(p, cohort, len(plan.readouts), plan.courses[0].dose_times_h.shape[1])
+    inputs = PatientInputs(
+        lesion_mask=jnp.asarray(cohort.lesion_mask),
+        baseline_tg_ng_ml=jnp.asarray(cohort.baseline_tg_ng_ml),
+        lung_lesion=jnp.asarray(lesion_sites(cohort) == "lung"),
+    )
     if solver.dtype == "float32":
-        models, plan, draws, tg0 = _as_float32((models, plan, draws, tg0))
+        models, plan, draws, inputs = _as_float32((models, plan, draws, inputs))
     if n_dev > 1:
-        out = _run_on_devices(models, plan, draws, mask, tg0, solver, jax.local_devices()[:n_dev])
+        out = _run_on_devices(models, plan, draws, inputs, solver, detail, jax.local_devices()[:n_dev])
     else:
-        out = _run(models, plan, draws, mask, tg0, solver)
+        out = _run(models, plan, draws, inputs, solver, detail)
     row = np.empty(n, dtype=int)
     row[order] = np.arange(len(order))  # each patient's row in the solved axis (a padding copy is the same)
-    return {k: np.asarray(v)[row] for k, v in out.items()}
+    return jax.tree_util.tree_map(lambda v: np.asarray(v)[row], out)
 
 
 def lockstep_order(cost: Float[np.ndarray, " n"], n_devices: int) -> np.ndarray:
@@ -554,7 +630,12 @@ def simulate_cohort(
 
 
 __all__ = [
+    "PatientInputs",
     "RECIST_CODES",
+    "SUMMARY_KEYS",
+    "course_cut",
+    "course_outcome",
+    "follow_course",
     "SolverSettings",
     "lockstep_order",
     "outcome_frame",

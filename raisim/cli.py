@@ -28,7 +28,21 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("simulate", help="simulate one patient through a protocol")
     s.add_argument("config", help="protocol YAML (configs/protocols/*.yaml)")
     s.add_argument("--out", required=True, help="output directory")
-    s.add_argument("--seed", type=int, default=0, help="seed for readout noise and missed doses (default 0)")
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="cohort seed: missed doses, readout noise and AEs of the patient (default 0)",
+    )
+    s.add_argument("--patient", type=int, default=0, help="the patient's number in the cohort of --seed (default 0)")
+    s.add_argument(
+        "--parameters",
+        choices=("posterior", "typical"),
+        default="posterior",
+        help="posterior: the shipped posterior's draw nearest its median, as sweep and predict use it "
+        "(default); typical: the parameter cards' values",
+    )
+    s.add_argument("--draw", type=int, default=None, metavar="N", help="posterior draw N instead of the central one")
     s.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
     s.add_argument(
         "--pk-report",
@@ -109,13 +123,25 @@ def cmd_simulate(args) -> int:
         raise InputError(
             "<command line>", "--pk-report", "a number of virtual patients >= 2 (0 = no report)", got=args.pk_report
         )
+    if args.patient < 0:
+        raise InputError("<command line>", "--patient", "a patient number >= 0", got=args.patient)
+    if args.draw is not None and args.parameters == "typical":
+        raise InputError(
+            "<command line>", "--draw", "a posterior draw, so not with --parameters typical", got=args.draw
+        )
+    from .uncertainty import parameter_set
+
+    params = parameter_set(args.draw if args.draw is not None else args.parameters)
     out = prepare_out_dir(args.out, force=args.force)
     print(
         f"raisim simulate: {protocol.name} ({protocol.patient.genotype}, "
-        f"{len(protocol.patient.lesions)} lesions), seed {args.seed}",
+        f"{len(protocol.patient.lesions)} lesions), seed {args.seed}, patient {args.patient}; "
+        f"parameters: {params.describe()}",
         file=sys.stderr,
     )
-    result = simulate(protocol, seed=args.seed)
+    result = simulate(
+        protocol, seed=args.seed, parameters=params.draw if params.draw is not None else "typical", patient=args.patient
+    )
     outcome = result.outcome.to_dict()
     write_csv(out / "timecourse.csv", result.timecourse)
     write_json(out / "outcome.json", outcome)
@@ -150,6 +176,8 @@ def cmd_simulate(args) -> int:
             args.config,
             outputs=outputs,
             pk_report_patients=args.pk_report,
+            patient=args.patient,
+            parameters={"source": params.source, "draw": params.draw, "posterior": params.path},
         ),
     )
     if outcome["solver"]["ok"]:

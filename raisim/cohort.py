@@ -212,12 +212,15 @@ def sample_cohort(
     )
 
 
-def cohort_from_patient(p: Protocol, n: int, seed: int = 0, max_lesions: int | None = None) -> Cohort:
-    """``n`` copies of the protocol's own patient (its lesions, covariates and typical parameters).
+def cohort_from_patient(
+    p: Protocol, n: int, seed: int = 0, max_lesions: int | None = None, *, first: int = 0
+) -> Cohort:
+    """``n`` copies of the protocol's own patient (its lesions, covariates and typical parameters),
+    numbered ``first``, ``first + 1``, …
 
-    They differ only in their draws (readout noise, AEs), so the batched engine can be
-    checked against :func:`raisim.simulate` and a fixed patient can be run many times.
-    ``n`` and ``max_lesions`` are counts; units of the result as in :class:`Cohort`.
+    They differ only in their draws (missed doses, readout noise, AEs), which depend on the seed
+    and the patient's number alone: :func:`raisim.simulate` with ``patient=i`` is the row of
+    patient ``i``. ``n`` and ``max_lesions`` are counts; units of the result as in :class:`Cohort`.
     """
     pt = p.patient
     L = max_lesions or len(pt.lesions)
@@ -228,7 +231,7 @@ def cohort_from_patient(p: Protocol, n: int, seed: int = 0, max_lesions: int | N
     mask = row([True] * k, False)
     one = np.ones(n)
     return Cohort(
-        index=np.arange(n),
+        index=np.arange(first, first + n),
         genotype=np.full(n, pt.genotype),
         female=np.full(n, pt.sex == "female"),
         weight_kg=np.full(n, pt.weight_kg),

@@ -45,11 +45,16 @@ RATIO_DAYS = {
 
 
 def nis_curve(overrides: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(study day, membrane NIS fold) of the typical BRAF V600E patient on dabrafenib + trametinib, days 1–42."""
+    """(study day, membrane NIS fold) of the typical BRAF V600E patient on dabrafenib + trametinib, days 1–42.
+
+    The patient takes the whole course (no grade ≥ 3 AE): the facts are about the pathway's time
+    course on drug, not about who stops early.
+    """
     from .simulate import simulate
+    from .toxicity import without_adverse_events
 
     p = tki_only_protocol("BRAF_V600E", "dabrafenib+trametinib", 42, tsh="none")
-    tc = simulate(p, seed=0, overrides=overrides).timecourse
+    tc = simulate(p, seed=0, overrides=without_adverse_events(overrides), parameters="typical").timecourse
     nis = tc[(tc["quantity"] == "membrane_nis") & (tc["lesion"] == "")]
     return nis["time_h"].to_numpy() / DAY + 1.0, nis["value"].to_numpy()
 

@@ -47,6 +47,7 @@ from .emulator import ArmEmulator
 from .errors import InputError
 from .params import load_card
 from .targets import categories, nested_parent, target_keys
+from .toxicity import p_grade3
 from .trials import TrialRow, TrialsTable
 from .vocab import GENOTYPES
 
@@ -206,7 +207,7 @@ class TableLikelihood:
             mask = jnp.asarray(
                 [any(it.drug == d and it.applies_to(g) for it in row.regimen) for d in self.drugs], float
             )
-            out.append(1.0 - jnp.exp(-jnp.sum(hazard * mask) * days))
+            out.append(p_grade3(hazard, mask * days))
         return jnp.clip(jnp.stack(out), EPS, 1.0 - EPS)
 
     # -- priors ----------------------------------------------------------------

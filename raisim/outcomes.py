@@ -1,9 +1,14 @@
-"""Outcomes of one simulated course: readouts, activity, lesion doses, RECIST, Tg, toxicity.
+"""The outcome rules of one solved course, in jax, and the record of one patient's outcome.
 
-Everything here reads a solved course (:class:`~raisim.model.Solution` on the
-time grid) and applies the dosimetry, response and toxicity blocks. The
-:class:`PatientOutcome` record is the single source for CLI output; later
-stages (sweeps, calibration) read the same fields.
+Every rule that turns a solved course into what a trial reports is written
+once, here, as a jax function of one patient (unbatched): the background and
+whole-body activity, each scan readout, the RAI activity of each policy, the
+therapy's lesion doses and BED, RECIST 1.1 and progression. The engine
+(:mod:`raisim.batch`) applies them to every patient, one or a million; the
+scipy reference of the benchmarks applies them to its own solution.
+
+:class:`PatientOutcome` is the record ``raisim simulate`` writes (outcome.json),
+filled from the engine's detailed output of one patient.
 
 Units: time h (reported also in days/months where named), activity MBq/GBq as
 named, dose Gy, diameters mm, Tg ng/mL.
@@ -14,13 +19,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, Int
 
+from .dosimetry import Dosimetry
 from .model import PatientModel
-from .protocol import DAYS_PER_MONTH, RAI, Protocol
-from .response import sphere_diameter_mm
-from .schedule import Channel, Course, DoseSchedule, day_to_h
+from .protocol import DAYS_PER_MONTH
+from .response import Response, sphere_diameter_mm
 
 
 @dataclass
@@ -73,6 +80,8 @@ class LesionOutcome:
 class PatientOutcome:
     """Everything a trial would report about one patient, plus solver status.
 
+    ``seed`` and ``patient``: the cohort seed and the patient's number in it (its random streams);
+
     ``rai``: activity in GBq, projected doses Gy/GBq, retention a fraction; ``progression_free_months``:
     months after RAI (after day 1 without RAI); ``tg``: ng/mL, changes %, days study days;
     ``toxicity``: days on drug, probabilities in [0, 1], AE study day; see :class:`ScanReadout` and
@@ -82,6 +91,7 @@ class PatientOutcome:
     protocol: str
     genotype: str
     seed: int
+    patient: int
     course: str
     scans: list[ScanReadout]
     rai: dict
@@ -115,336 +125,191 @@ def _clean(x):
     return x
 
 
-def grid_index(ts: np.ndarray, t_h: float) -> int:
-    """Index of time ``t_h`` (h) on an output grid; it must be a grid point (within 1e-6 h)."""
-    i = int(np.argmin(np.abs(ts - t_h)))
-    if abs(ts[i] - t_h) > 1e-6:
-        raise ValueError(f"time {t_h} h is not on the output grid")
-    return i
+#: Activity policies in the order of their codes (:func:`rai_activity`).
+POLICIES = ("fixed", "dosimetry_max_11.1", "dosimetry_guided")
+#: The limits of ``dosimetry_guided``, in the order of :func:`rai_activity`'s ``limits_gbq``.
+GUIDED_LIMITS = ("blood", "retention_48h", "cap")
 
 
-@dataclass
-class CourseArrays:
-    """A solved course as numpy arrays, with its schedule.
-
-    ``ts``: the output grid, h; ``ys``: the states on it (units as in
-    :func:`raisim.model.initial_state`); ``num_steps``: solver steps (a count).
-    """
-
-    course: Course
-    channels: list[Channel]
-    doses: DoseSchedule
-    ts: np.ndarray
-    ys: dict
-    ok: bool
-    num_steps: int
-
-    def index(self, t_h: float) -> int:
-        """Index of time ``t_h`` (h) on the course's grid (see :func:`grid_index`)."""
-        return grid_index(self.ts, t_h)
-
-    def channel(self, kind: str, scan: str | None = None) -> int:
-        """Index of the administration channel of ``kind`` (tracer, projection, therapy) for ``scan``."""
-        for i, c in enumerate(self.channels):
-            if c.kind == kind and c.scan == scan:
-                return i
-        raise KeyError((kind, scan))
+def background_per_g(
+    model: PatientModel, io: dict, grid_h: Float[Array, " t"], admin_h: Float[Array, ""], decay: Float[Array, ""], i, c
+) -> Float[Array, ""]:
+    """Mean non-lesion activity concentration at grid index ``i`` of channel ``c`` (administered at
+    ``admin_h`` h, decaying at ``decay`` 1/h), MBq per g per MBq administered: gut, ECF, the slow
+    compartment and the normal NIS tissues, over the body mass."""
+    s = grid_h[i] - admin_h
+    k = model.iodine.absorption_per_h + decay
+    gut = jnp.where(s >= 0.0, jnp.exp(-k * jnp.maximum(s, 0.0)), 0.0)
+    rest = gut + io["ecf"][i, c] + io["slow"][i, c] + io["nis_tissue"][i, c]
+    return rest / (model.iodine.body_mass_kg * 1000.0)
 
 
-def _decay(isotope_channel: Channel) -> float:
-    from .protocol import isotope_decay_per_h
-
-    return isotope_decay_per_h(isotope_channel.isotope)
-
-
-def lesion_diameters_mm(model: PatientModel) -> np.ndarray:
-    """Baseline diameter of each lesion, mm (sphere of the lesion mass)."""
-    return np.asarray(sphere_diameter_mm(jnp.asarray(model.iodine.lesion_mass_g)))
+def whole_body(
+    model: PatientModel, io: dict, grid_h: Float[Array, " t"], admin_h: Float[Array, ""], decay: Float[Array, ""], i, c
+) -> Float[Array, ""]:
+    """Whole-body activity at grid index ``i`` of channel ``c``, per MBq administered (a fraction)."""
+    bg = background_per_g(model, io, grid_h, admin_h, decay, i, c) * model.iodine.body_mass_kg * 1000.0
+    return bg + jnp.sum(io["lesion"][i, c, :])
 
 
-def countable_for_dosimetry(model: PatientModel) -> np.ndarray:
-    """Which lesions count for dosimetry criteria (diameter ≥ the card's minimum, 5 mm)."""
-    return lesion_diameters_mm(model) >= model.dosimetry.min_dosimetry_diameter_mm
+def wbs_visibility(dos: Dosimetry, lesion_mbq: Float[Array, " l"], contrast: Float[Array, " l"]) -> Float[Array, " l"]:
+    """Per-lesion probability of visible uptake on a planar whole-body scan: enough activity
+    (``lesion_mbq`` MBq) and enough planar contrast over the background, each under log-normal
+    measurement noise."""
+    return dos.p_above(lesion_mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast)
 
 
-def scan_readouts(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict[str, ScanReadout]:
-    """P(success) of every scan of a course (no draws); probabilities in [0, 1], metrics as in :class:`ScanReadout`."""
-    dos = model.dosimetry
-    mass = np.asarray(model.iodine.lesion_mass_g)
-    diam = lesion_diameters_mm(model)
-    io = ca.ys["iodine"]
-    out = {}
-    for s in ca.course.scans:
-        c = ca.channel("tracer", s.name)
-        t_img = day_to_h(s.day) + s.delay_h
-        i = ca.index(t_img)
-        lesion = io["lesion"][i, c, :]
-        body_conc = background_concentration(model, ca, i, c)
-        lesion_conc = lesion / mass
-        metric, name, p_l = [], "", None
-        if s.readout == "i123_tbr":
-            tbr = np.asarray(dos.tumour_to_background(lesion_conc / body_conc, diam))
-            liver = np.asarray(dos.tumour_to_liver(lesion_conc / body_conc, diam))
-            p_l = dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold)
-            metric, name = tbr, "tumour_to_background"
-        elif s.readout == "i124_increase":
-            b = p.scan(s.baseline)
-            cb = ca.channel("tracer", b.name)
-            ib = ca.index(day_to_h(b.day) + b.delay_h)
-            ratio = (lesion * math.exp(_decay(ca.channels[c]) * s.delay_h)) / (
-                io["lesion"][ib, cb, :] * math.exp(_decay(ca.channels[cb]) * b.delay_h)
-            )
-            p_l = dos.p_above(ratio, dos.increase_threshold)
-            metric, name = ratio, "uptake_fold_over_baseline"
-        elif s.readout == "i124_dosimetry":
-            gy = projected_gy_per_gbq(model, ca, s.name)
-            p_l = np.where(countable_for_dosimetry(model), dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0)
-            metric, name = gy, "projected_gy_per_gbq"
-        elif s.readout in ("diagnostic_wbs", "post_therapy_wbs"):
-            mbq, p_l = wbs_visibility(model, ca, i, c, s.tracer_mbq)
-            metric, name = mbq, "lesion_activity_mbq"
-        p_any = float(dos.p_any(jnp.asarray(p_l))) if p_l is not None else None
-        out[s.name] = ScanReadout(
-            name=s.name,
-            day=s.day,
-            isotope=s.isotope,
-            readout=s.readout,
-            imaging_time_h=t_img,
-            p_success=p_any,
-            lesion_metric=[float(x) for x in np.asarray(metric)],
-            metric_name=name,
-            projected_gy_per_gbq=[float(x) for x in projected_gy_per_gbq(model, ca, s.name)],
-        )
-    return out
+def scan_readout(
+    readout: str,
+    model: PatientModel,
+    lesion: Float[Array, " l"],
+    ratio: Float[Array, " l"],
+    correction: Float[Array, ""],
+    baseline: Float[Array, " l"],
+    projected_gy_per_gbq: Float[Array, " l"],
+    tracer_mbq: Float[Array, ""],
+    countable: Bool[Array, " l"],
+) -> tuple[Float[Array, " l"], Float[Array, " l"]]:
+    """Per-lesion P(success) of a scan and the metric it reads.
 
+    Arguments:
+        readout: ``i123_tbr`` (tumour/background and tumour/liver), ``i124_increase`` (uptake over
+            the baseline scan's), ``i124_dosimetry`` (projected I-131 Gy/GBq ≥ the target per GBq),
+            ``diagnostic_wbs`` or ``post_therapy_wbs`` (visible uptake).
+        lesion: lesion activity at imaging per MBq administered (a fraction).
+        ratio: lesion over background concentration at imaging (dimensionless).
+        correction: the tracer's decay from administration to imaging, as a fold (``i124_increase``
+            compares decay-corrected uptake).
+        baseline: the baseline scan's decay-corrected lesion activity per MBq (``i124_increase``).
+        projected_gy_per_gbq: I-131 lesion dose per activity projected from the scan, Gy/GBq.
+        tracer_mbq: administered tracer activity, MBq.
+        countable: lesions large enough for dosimetry criteria.
 
-def wbs_visibility(
-    model: PatientModel, ca: CourseArrays, i: int, c: int, administered_mbq: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Whole-body-scan visibility of each lesion at grid index ``i`` for channel ``c``.
+    Returns:
+        ``(p_lesion, metric)``: probabilities in [0, 1] and the metric in its unit
+        (``tumour_to_background``, ``uptake_fold_over_baseline``, ``projected_gy_per_gbq`` Gy/GBq,
+        ``lesion_activity_mbq`` MBq).
 
-    Returns the lesion activities (MBq, for ``administered_mbq`` MBq given) and the
-    per-lesion probability of visible uptake (in [0, 1]): enough activity and enough planar
-    contrast over the background, each under log-normal measurement noise.
+    Raises:
+        ValueError: an unknown readout.
     """
     dos = model.dosimetry
-    lesion = ca.ys["iodine"]["lesion"][i, c, :]
-    mbq = lesion * administered_mbq
-    mass = np.asarray(model.iodine.lesion_mass_g)
-    ratio = (lesion / mass) / background_concentration(model, ca, i, c)
-    contrast = np.asarray(dos.tumour_to_background(ratio, lesion_diameters_mm(model)))
-    return mbq, np.asarray(dos.p_above(mbq, dos.wbs_min_lesion_mbq) * dos.p_above(contrast, dos.wbs_min_contrast))
+    diam = sphere_diameter_mm(model.iodine.lesion_mass_g)
+    if readout == "i123_tbr":
+        tbr = dos.tumour_to_background(ratio, diam)
+        liver = dos.tumour_to_liver(ratio, diam)
+        return dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold), tbr
+    if readout == "i124_increase":
+        fold = lesion * correction / jnp.where(baseline > 0, baseline, 1.0)
+        return dos.p_above(fold, dos.increase_threshold), fold
+    if readout == "i124_dosimetry":
+        gy = projected_gy_per_gbq
+        return jnp.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0), gy
+    if readout in ("diagnostic_wbs", "post_therapy_wbs"):
+        mbq = lesion * tracer_mbq
+        return wbs_visibility(dos, mbq, dos.tumour_to_background(ratio, diam)), mbq
+    raise ValueError(f"unknown readout {readout!r}")
 
 
-def background_concentration(model: PatientModel, ca: CourseArrays, i: int, c: int) -> float:
-    """Mean whole-body concentration of non-lesion activity at grid index ``i`` (channel ``c``),
-    MBq per g per MBq administered."""
-    lesions = float(ca.ys["iodine"]["lesion"][i, c, :].sum())
-    return (_whole_body(model, ca, i, c) - lesions) / (float(model.iodine.body_mass_kg) * 1000.0)
+METRIC_NAMES = {
+    "i123_tbr": "tumour_to_background",
+    "i124_increase": "uptake_fold_over_baseline",
+    "i124_dosimetry": "projected_gy_per_gbq",
+    "diagnostic_wbs": "lesion_activity_mbq",
+    "post_therapy_wbs": "lesion_activity_mbq",
+}
 
 
-def projected_gy_per_gbq(model: PatientModel, ca: CourseArrays, scan: str) -> np.ndarray:
-    """I-131 lesion dose per activity projected from a scan's tracer kinetics, Gy/GBq (one per lesion)."""
-    c = ca.channel("projection", scan)
-    cum = ca.ys["iodine"]["cum_lesion"][-1, c, :]  # MBq·h per MBq administered
-    s = np.asarray(model.dosimetry.s_value_gy_per_mbq_h(model.iodine.lesion_mass_g))
-    return cum * s * 1000.0
+def rai_activity(
+    policy: str | None,
+    numbers: Float[Array, " 8"],
+    best_countable_gy_per_gbq: Float[Array, ""],
+    blood_gy_per_gbq: Float[Array, ""],
+    retention_48h_fraction: Float[Array, ""],
+) -> tuple[Float[Array, ""], Bool[Array, ""], Float[Array, " 3"]]:
+    """Therapy activity of an activity policy from the projected dosimetry per GBq.
 
+    Arguments:
+        policy: ``fixed``, ``dosimetry_max_11.1``, ``dosimetry_guided`` (None: no RAI).
+        numbers: the RAI section's numbers (:func:`raisim.plan.rai_numbers`; GBq, Gy).
+        best_countable_gy_per_gbq: projected dose per activity of the best lesion large enough
+            for dosimetry, Gy/GBq (``dosimetry_max_11.1``: the target dose over it).
+        blood_gy_per_gbq: projected blood dose per activity, Gy/GBq (``dosimetry_guided``).
+        retention_48h_fraction: projected whole-body retention at 48 h, fraction (``dosimetry_guided``;
+            the lung limit applies with diffuse lung metastases, through ``numbers``).
 
-def _projection_scan(ca: CourseArrays) -> str | None:
-    rai_day = ca.course.rai_day
-    before = [s for s in ca.course.scans if rai_day is not None and s.day <= rai_day]
-    return before[-1].name if before else None
-
-
-def _whole_body(model: PatientModel, ca: CourseArrays, i: int, c: int) -> float:
-    io = ca.ys["iodine"]
-    ch = ca.channels[c]
-    s = ca.ts[i] - ch.time_h
-    gut = math.exp(-(float(model.iodine.absorption_per_h) + _decay(ch)) * s) if s >= 0 else 0.0
-    return float(gut + io["ecf"][i, c] + io["slow"][i, c] + io["nis_tissue"][i, c] + io["lesion"][i, c, :].sum())
-
-
-def policy_activity(
-    rai: RAI,
-    *,
-    best_countable_gy_per_gbq: float | None = None,
-    blood_gy_per_gbq: float | None = None,
-    retention_48h_fraction: float | None = None,
-    diffuse_lung_metastases: bool = False,
-) -> dict:
-    """Therapy activity (GBq) of an activity policy from projected dosimetry per GBq.
-
-    Args:
-        rai: the protocol's RAI section (policy, target dose, caps and limits).
-        best_countable_gy_per_gbq: projected dose per activity of the best lesion ≥ 5 mm, Gy/GBq
-            (``dosimetry_max_11.1``).
-        blood_gy_per_gbq: projected blood absorbed dose per activity, Gy/GBq (``dosimetry_guided``).
-        retention_48h_fraction: projected whole-body retention at 48 h, fraction of administered
-            (``dosimetry_guided``).
-        diffuse_lung_metastases: the lower 48-h retention limit applies.
-
-    Returns ``treated``, ``activity_gbq`` (GBq), ``reason`` and, for ``dosimetry_guided``,
-    ``limits_gbq`` (the activity each limit allows, GBq) and ``binding`` (the one that binds).
+    Returns:
+        ``(activity_gbq, allowed, limits_gbq)``: the activity (GBq; 0 when not allowed), whether the
+        policy allows treatment (``dosimetry_max_11.1`` refuses above its maximum), and for
+        ``dosimetry_guided`` the activity each limit of :data:`GUIDED_LIMITS` allows (GBq; NaN otherwise).
     """
-    if rai.policy == "fixed":
-        return {"treated": True, "activity_gbq": rai.activity_gbq, "reason": "fixed activity"}
-    if rai.policy == "dosimetry_max_11.1":
-        best = best_countable_gy_per_gbq or 0.0
-        need = rai.target_dose_gy / best if best > 0 else math.inf
-        if need <= rai.max_gbq:
-            return {"treated": True, "activity_gbq": need, "reason": f"{rai.target_dose_gy:g} Gy to the best lesion"}
-        return {
-            "treated": False,
-            "activity_gbq": 0.0,
-            "reason": f"would need {need:.3g} GBq > {rai.max_gbq:g} GBq",
-        }
-    limit_ret = rai.lung_retention_48h_limit_gbq if diffuse_lung_metastases else rai.retention_48h_limit_gbq
-    limits = {
-        "blood": rai.blood_limit_gy / max(blood_gy_per_gbq, 1e-12),
-        "lung_retention_48h" if diffuse_lung_metastases else "retention_48h": limit_ret
-        / max(retention_48h_fraction, 1e-12),
-    }
-    if rai.cap_gbq is not None:
-        limits["cap"] = rai.cap_gbq
-    binding = min(limits, key=limits.get)
-    return {
-        "treated": True,
-        "activity_gbq": limits[binding],
-        "limits_gbq": limits,
-        "binding": binding,
-        "reason": f"limited by {binding}",
-    }
+    nan3 = jnp.full(3, jnp.nan, dtype=numbers.dtype)
+    if policy == "fixed":
+        return numbers[0], jnp.asarray(True), nan3
+    if policy == "dosimetry_max_11.1":
+        best = best_countable_gy_per_gbq
+        need = jnp.where(best > 0, numbers[1] / jnp.where(best > 0, best, 1.0), jnp.inf)
+        ok = need <= numbers[2]
+        return jnp.where(ok, need, 0.0), ok, jnp.stack([need, jnp.nan, jnp.nan]).astype(numbers.dtype)
+    if policy == "dosimetry_guided":
+        limits = jnp.stack(
+            [
+                numbers[4] / jnp.maximum(blood_gy_per_gbq, 1e-12),
+                numbers[5] / jnp.maximum(retention_48h_fraction, 1e-12),
+                numbers[3],
+            ]
+        )
+        return jnp.min(limits), jnp.asarray(True), limits
+    return jnp.zeros((), numbers.dtype), jnp.asarray(False), nan3
 
 
-def lung_gy_per_gbq(model: PatientModel, ca: CourseArrays, c: int, lung: np.ndarray) -> float:
-    """Mean lung absorbed dose per activity from the lung lesions' cumulated activity, Gy/GBq.
+def effective_decay_per_h(activity: Float[Array, "t l"], cumulated: Float[Array, "t l"]) -> Float[Array, " l"]:
+    """Effective decay constant of each lesion's dose rate after its peak, 1/h: the peak activity over
+    the activity cumulated after the peak (a mono-exponential with the same integral)."""
+    peak = jnp.argmax(activity, axis=0)
+    cols = jnp.arange(activity.shape[1])
+    return activity[peak, cols] / jnp.maximum(cumulated[-1] - cumulated[peak, cols], 1e-30)
 
-    Diffuse lung metastases deposit their energy in the lungs: cumulated activity of
-    the lesions at site ``lung`` (channel ``c``) × the lung self-dose S-value.
+
+def recist(
+    response: Response, diam_mm: Float[Array, "t l"], i0: Int[Array, ""], assess: Int[Array, " a"]
+) -> tuple[Int[Array, " a"], Float[Array, " a"], Float[Array, " a"]]:
+    """RECIST 1.1 at each assessment (grid indices ``assess``; baseline at grid index ``i0``).
+
+    CR: every lesion below ``cr_diameter_mm``; PD: sum ≥ 1.2 × nadir and ≥ 5 mm above it (nadir over
+    baseline and earlier assessments); PR: sum ≤ 0.7 × baseline; otherwise SD. The sum counts the
+    lesions at or above ``cr_diameter_mm``.
+
+    Returns:
+        ``(code, change_pct, sum_mm)``: codes 0 CR, 1 PR, 2 SD, 3 PD (:data:`RECIST_CODES`); change
+        of the sum from baseline, %; the sum of diameters, mm.
     """
-    cum = float(np.sum(ca.ys["iodine"]["cum_lesion"][-1, c, :][lung]))
-    return cum * float(model.dosimetry.lung_s_value_gy_per_mbq_h()) * 1000.0
+    cr = response.cr_diameter_mm
+    sums = jnp.sum(jnp.where(diam_mm >= cr, diam_mm, 0.0), axis=1)
+    base = sums[i0]
+    sa = sums[assess]
+    running = jax.lax.cummin(sa)
+    nadir = jnp.minimum(base, jnp.concatenate([jnp.asarray([base]), running[:-1]]))
+    all_cr = jnp.all(diam_mm[assess] < cr, axis=1)
+    pd_ = (sa >= 1.2 * nadir) & (sa - nadir >= 5.0)
+    pr = sa <= 0.7 * base
+    code = jnp.where(all_cr, 0, jnp.where(pd_, 3, jnp.where(pr, 1, 2)))
+    return code, 100.0 * (sa - base) / base, sa
 
 
-def choose_activity(p: Protocol, model: PatientModel, ca: CourseArrays) -> dict:
-    """Therapy activity from the protocol's policy (GBq), with the projections and limits behind it.
-
-    Adds ``day`` (study day), ``projected_*_gy_per_gbq`` (Gy/GBq), ``projected_retention_48h_fraction``
-    (fraction of administered) and ``lung_dose_gy`` (Gy) where they apply.
-    """
-    r = p.rai
-    if ca.course.rai_day is None or r is None:
-        return {
-            "treated": False,
-            "day": None,
-            "policy": r.policy if r else None,
-            "activity_gbq": 0.0,
-            "reason": "not treated on this course",
-        }
-    info: dict = {"treated": True, "day": ca.course.rai_day, "policy": r.policy}
-    lung = np.asarray([les.site == "lung" for les in p.patient.lesions])
-    scan = _projection_scan(ca)
-    best = None
-    if scan is not None:
-        c = ca.channel("projection", scan)
-        end = ca.ys["iodine"]
-        blood_ml = float(model.iodine.blood_volume_l) * 1000.0
-        blood_gy = float(
-            model.dosimetry.blood_gy_per_gbq(
-                end["cum_blood"][-1, c], end["cum_body"][-1, c], blood_ml, p.patient.weight_kg
-            )
-        )
-        r48 = _whole_body(model, ca, ca.index(ca.channels[c].time_h + 48.0), c)
-        gy = projected_gy_per_gbq(model, ca, scan)
-        best = float(np.max(np.where(countable_for_dosimetry(model), gy, 0.0)))
-        info.update(
-            projection_scan=scan,
-            projected_blood_gy_per_gbq=blood_gy,
-            projected_retention_48h_fraction=r48,
-            projected_best_lesion_gy_per_gbq=float(np.max(gy)),
-        )
-        if lung.any():
-            info["projected_lung_gy_per_gbq"] = lung_gy_per_gbq(model, ca, c, lung)
-    info.update(
-        policy_activity(
-            r,
-            best_countable_gy_per_gbq=best,
-            blood_gy_per_gbq=info.get("projected_blood_gy_per_gbq"),
-            retention_48h_fraction=info.get("projected_retention_48h_fraction"),
-            diffuse_lung_metastases=p.patient.diffuse_lung_metastases,
-        )
-    )
-    if info["treated"] and lung.any():
-        info["lung_dose_gy"] = info["activity_gbq"] * lung_gy_per_gbq(model, ca, ca.channel("therapy"), lung)
-    return info
+RECIST_CODES = ("CR", "PR", "SD", "PD")
 
 
-def assessment_times_h(p: Protocol, course: Course) -> list[float]:
-    """Follow-up assessment times of a course, h: months after RAI (after day 1 without RAI)."""
-    anchor = day_to_h(course.rai_day) if course.rai_day is not None else 0.0
-    return [anchor + m * DAYS_PER_MONTH * 24.0 for m in p.followup.months]
-
-
-def lesion_course(p: Protocol, model: PatientModel, ca: CourseArrays, activity_gbq: float) -> dict:
-    """Per-lesion therapy dose and BED, volumes, diameters and Tg on the time grid.
-
-    ``activity_gbq``: therapy activity, GBq. Returns ``dose_t`` and ``total_gy`` (Gy), ``bed_gy`` (Gy),
-    ``decay_per_h`` (effective decay of the dose rate, 1/h), ``gy_per_gbq`` (Gy/GBq), ``viable_ml`` and
-    ``volume_ml`` (mL), ``p_sterilised`` (probability), ``diameter_mm`` (mm) and ``tg`` (ng/mL).
-    """
-    io = ca.ys["iodine"]
-    mass = np.asarray(model.iodine.lesion_mass_g)
-    s_val = np.asarray(model.dosimetry.s_value_gy_per_mbq_h(model.iodine.lesion_mass_g))
-    n_l = len(mass)
-    if ca.course.rai_day is not None and activity_gbq > 0:
-        c = ca.channel("therapy")
-        cum = io["cum_lesion"][:, c, :]
-        dose_t = activity_gbq * 1000.0 * cum * s_val[None, :]  # Gy on the grid
-        total = dose_t[-1]
-        frac = np.where(total > 0, dose_t / np.where(total > 0, total, 1.0), 0.0)
-        act = io["lesion"][:, c, :]
-        peak = np.argmax(act, axis=0)
-        lam = np.asarray([act[peak[l], l] / max(cum[-1, l] - cum[peak[l], l], 1e-30) for l in range(n_l)])
-        bed = np.asarray(model.response.bed_gy(jnp.asarray(total), jnp.asarray(lam)))
-        gy_per_gbq = cum[-1] * s_val * 1000.0
-    else:
-        dose_t = np.zeros((len(ca.ts), n_l))
-        total, frac, bed = np.zeros(n_l), np.zeros((len(ca.ts), n_l)), np.zeros(n_l)
-        lam = np.full(n_l, np.nan)
-        gy_per_gbq = np.full(n_l, np.nan)
-    viable, dead = model.response.volumes_ml(
-        jnp.asarray(ca.ts),
-        jnp.asarray(mass),
-        jnp.asarray(ca.ys["cum_erk_inhibition_h"]),
-        jnp.asarray(frac),
-        jnp.asarray(bed),
-    )
-    viable, dead = np.asarray(viable), np.asarray(dead)
-    volume = viable + dead
-    if ca.course.rai_day is not None and activity_gbq > 0:
-        v_rai = viable[ca.index(day_to_h(ca.course.rai_day))]
-        p_sterilised = np.asarray(model.response.sterilisation_probability(jnp.asarray(v_rai), jnp.asarray(bed)))
-    else:
-        p_sterilised = np.zeros(n_l)
-    diam = np.asarray(sphere_diameter_mm(jnp.asarray(volume)))
-    tg = np.asarray(
-        model.response.thyroglobulin_ng_ml(
-            jnp.asarray(ca.ts),
-            jnp.asarray(viable),
-            jnp.asarray(ca.ys["nis"]["organification"]),
-            p.patient.baseline_tg_ng_ml,
-        )
-    )
-    return {
-        "dose_t": dose_t,
-        "total_gy": total,
-        "bed_gy": bed,
-        "decay_per_h": lam,
-        "gy_per_gbq": gy_per_gbq,
-        "viable_ml": viable,
-        "volume_ml": volume,
-        "p_sterilised": p_sterilised,
-        "diameter_mm": diam,
-        "tg": tg,
-    }
+def progression_months(
+    grid_h: Float[Array, " t"], diam_mm: Float[Array, "t l"], anchor: Int[Array, ""]
+) -> Float[Array, ""]:
+    """Months (of 365.25/12 days) from the anchor (grid index) to the first time the sum of diameters
+    is ≥ 20 % and ≥ 5 mm above its running nadir since the anchor; NaN if it never is."""
+    sums = jnp.sum(diam_mm, axis=1)
+    j = jnp.arange(sums.shape[0])
+    after = j >= anchor
+    running = jax.lax.cummin(jnp.where(after, sums, jnp.inf))
+    nadir = jnp.concatenate([jnp.asarray([jnp.inf]), running[:-1]])
+    hit = after & (sums >= 1.2 * nadir) & (sums - nadir >= 5.0)
+    t = jnp.where(jnp.any(hit), grid_h[jnp.argmax(hit)], jnp.nan)
+    return (t - grid_h[anchor]) / 24.0 / DAYS_PER_MONTH

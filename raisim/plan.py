@@ -3,10 +3,14 @@
 A :class:`CellPlan` holds everything about one protocol (one grid cell) as
 arrays — schedules per course, grid indices of imaging, retention and
 assessment times, policy numbers — padded to shapes shared by every cell of
-a sweep, so durations 7 to 42 days reuse one compiled function. Toxicity is
-drawn before the solve: a patient who discontinues has each course cut at the
-AE day (no later doses, scans or RAI), exactly as the single-patient engine
-does after the fact (:func:`cut_schedule`).
+a sweep, so durations 7 to 42 days reuse one compiled function. It is the
+only place a protocol becomes a schedule: one patient (:func:`raisim.simulate`)
+and a million (:func:`raisim.batch.run_cohort`) go through it alike.
+
+Per-patient randomness (:class:`Draws`) is drawn on the host from the cohort's
+streams: missed doses, readout noise, the grade ≥ 3 AE and the decision to
+stop. Toxicity is drawn before the solve: a patient who discontinues has each
+course cut at the AE day (no later doses, scans or RAI; :func:`cut_schedule`).
 
 Units: time h, activity GBq/MBq as named, dose Gy, diameters mm, Tg ng/mL.
 """
@@ -17,6 +21,7 @@ import math
 from dataclasses import dataclass
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
@@ -24,23 +29,71 @@ from jaxtyping import Array, Bool, Float, Int
 from .cohort import Cohort, patient_uniforms
 from .iodine import IodineChannels
 from .model import PatientModel, Schedule
-from .outcomes import assessment_times_h, grid_index
 from .params import card_values
-from .protocol import Protocol, Scan
+from .protocol import RAI, Protocol, Scan
 from .schedule import (
     FAR_FUTURE_H,
     administration_days,
+    assessment_times_h,
     build_channels,
     build_doses,
     channel_arrays,
     day_to_h,
     enumerate_courses,
     grid_start_h,
+    protocol_drugs,
 )
-from .simulate import padded_grid, time_grid
-from .tsh import TSHForcing
+from .toxicity import NO_DAY
+from .tsh import TSHForcing, stimulation_events
 
-NO_DAY = 10**6  # "never": an AE day beyond any course
+#: The output grid is solved padded to a multiple of this many points (its last time repeated),
+#: so protocols of similar length share one compiled solve: a notebook that varies a scan day or
+#: a duration pays the compilation once per bucket, not once per protocol.
+GRID_PAD = 256
+
+
+def padded_grid(grid: np.ndarray, size: int | None = None) -> np.ndarray:
+    """``grid`` (h) with its last time repeated up to ``size`` points (a count; default: the next
+    multiple of :data:`GRID_PAD`)."""
+    size = -(-len(grid) // GRID_PAD) * GRID_PAD if size is None else size
+    return np.concatenate([grid, np.full(size - len(grid), grid[-1])])
+
+
+def grid_index(ts: np.ndarray, t_h: float) -> int:
+    """Index of time ``t_h`` (h) on an output grid; it must be a grid point (within 1e-6 h).
+
+    Raises:
+        ValueError: ``t_h`` is not on the grid.
+    """
+    i = int(np.argmin(np.abs(ts - t_h)))
+    if abs(ts[i] - t_h) > 1e-6:
+        raise ValueError(f"time {t_h} h is not on the output grid")
+    return i
+
+
+def time_grid(p: Protocol, courses, t_start_h: float) -> np.ndarray:
+    """Shared output grid, h: fine (``solver.output_step_h``) through the active phase, daily after,
+    with every imaging, retention and assessment time on it exactly; starts at ``t_start_h`` (h)."""
+    step = p.solver.output_step_h
+    t_end = day_to_h(p.followup_end_day())
+    key = [0.0, t_end]
+    active_end = 0.0
+    for c in courses:
+        active_end = max(active_end, day_to_h(c.tki_last_day + 1) + 30 * 24.0)
+        for s in c.scans:
+            t = day_to_h(s.day)
+            key += [t, t + s.delay_h, t + 48.0]
+            active_end = max(active_end, t + 21 * 24.0)
+        if c.rai_day is not None:
+            t = day_to_h(c.rai_day)
+            key += [t, t + 48.0, t + p.rai.post_therapy_imaging_delay_h]
+            active_end = max(active_end, t + 60 * 24.0)
+        key += assessment_times_h(p, c)
+    active_end = min(active_end, t_end)
+    fine = np.arange(t_start_h, active_end, step)
+    coarse = np.arange(active_end, t_end, 24.0)
+    grid = np.unique(np.round(np.concatenate([fine, coarse, key, [t_start_h]]), 9))
+    return grid[(grid >= t_start_h) & (grid <= t_end)]
 
 
 class CourseSpec(eqx.Module):
@@ -75,6 +128,7 @@ class CourseSpec(eqx.Module):
     scan_baseline: Int[Array, " s"]  # position (in this course) of the baseline scan, or -1
     rai_day: Int[Array, ""]  # NO_DAY without RAI
     therapy: Int[Array, ""]  # channel of the therapy (or 0 when none)
+    therapy_img: Int[Array, ""]  # grid index of the post-therapy scan (or 0 when no RAI)
     proj_scan: Int[Array, ""]  # position of the projection scan behind the therapy, or -1
     proj_i48: Int[Array, ""]  # grid index 48 h after that scan's tracer
     anchor: Int[Array, ""]  # grid index of the follow-up anchor (RAI, else t = 0)
@@ -97,8 +151,8 @@ class CellPlan(eqx.Module):
     courses: tuple[CourseSpec, ...]
     readout_scan: Int[Array, ""]  # position of the scan behind "readout success"
     months: Float[Array, " a"]
-    rai_numbers: Float[Array, " 8"]  # activity GBq, target Gy, max GBq, cap GBq, blood limit Gy,
-    # 48-h retention limit GBq (the lung limit with diffuse lung metastases), unused, stunning factor
+    rai_numbers: Float[Array, " 8"]  # see rai_numbers()
+    missed_dose_probability: Float[Array, ""]
     tsh_method: str = eqx.field(static=True)
     readouts: tuple[str | None, ...] = eqx.field(static=True)  # per scan position (all courses share them)
     policy: str | None = eqx.field(static=True)
@@ -135,6 +189,32 @@ def cell_shapes(p: Protocol) -> Padding:
 def merge_padding(shapes: list[Padding]) -> Padding:
     """The smallest padding that fits every one of ``shapes`` (elementwise maximum of the counts)."""
     return Padding(*(max(getattr(s, f) for s in shapes) for f in Padding.__dataclass_fields__))
+
+
+def patient_padding(p: Protocol) -> Padding:
+    """The padding of one protocol run alone (``raisim simulate``): its own shapes, the grid rounded up
+    to a multiple of :data:`GRID_PAD` so that protocols of similar length share one compiled kernel."""
+    s = cell_shapes(p)
+    return Padding(**{**s.__dict__, "grid": -(-s.grid // GRID_PAD) * GRID_PAD})
+
+
+def rai_numbers(rai: RAI | None, diffuse_lung_metastases: bool = False) -> list[float]:
+    """The RAI section's numbers as the engine reads them, in this order: fixed activity GBq,
+    target lesion dose Gy, maximum activity GBq (``dosimetry_max_11.1``), cap GBq (inf: none),
+    blood limit Gy, 48-h whole-body retention limit GBq (the lung limit with diffuse lung
+    metastases), unused, stunning factor (fold). All zero without RAI."""
+    if rai is None:
+        return [0.0] * 8
+    return [
+        rai.activity_gbq or 0.0,
+        rai.target_dose_gy,
+        rai.max_gbq,
+        rai.cap_gbq if rai.cap_gbq is not None else math.inf,
+        rai.blood_limit_gy,
+        rai.lung_retention_48h_limit_gbq if diffuse_lung_metastases else rai.retention_48h_limit_gbq,
+        0.0,
+        rai.stunning_factor,
+    ]
 
 
 def _no_misses(p: Protocol) -> Protocol:
@@ -174,23 +254,12 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
     idx = lambda t: grid_index(grid, t)  # noqa: E731
     specs = []
     q = _no_misses(p)
-    wd_days = card_values("biology/tsh.yaml")["withdrawal_days_before"]
     for c in courses:
         doses = build_doses(q, c, 0, pad_to=pad.doses)
         chans = build_channels(p, c, pad.channels)
         t, decay, renal, uptake = channel_arrays(chans, p.tsh.method == "withdrawal", _withdrawal_factor())
         ch_day = np.asarray([_day_of(ch.time_h) for ch in chans])
-        admin = administration_days(p, c)
-        inj, inj_day, ws, we, wday = [], [], [], [], []
-        for d in admin:
-            if p.tsh.method == "rhTSH":
-                inj += [day_to_h(d) - 24.0 * b for b in p.tsh.injection_days_before]
-                inj_day += [d] * len(p.tsh.injection_days_before)
-            elif p.tsh.method == "withdrawal":
-                ws.append(day_to_h(d) - 24.0 * wd_days)
-                we.append(day_to_h(d) + 48.0)
-                wday.append(d)
-        n_inj = pad.channels * max(len(p.tsh.injection_days_before), 1)
+        tsh = stimulation_events(p.tsh.method, administration_days(p, c), p.tsh.injection_days_before, pad.channels)
         scan_pos = {s.name: i for i, s in enumerate(c.scans)}
         sp = lambda vals, fill, dtype: _pad(vals, pad.scans, fill, dtype)  # noqa: E731
         tracer = [_channel(chans, "tracer", s.name) for s in c.scans]
@@ -209,11 +278,11 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
                 channel_decay=jnp.asarray(decay),
                 channel_renal=jnp.asarray(renal),
                 channel_uptake=jnp.asarray(uptake),
-                tsh_inj_h=jnp.asarray(_pad(inj, n_inj, FAR_FUTURE_H, float)),
-                tsh_inj_day=jnp.asarray(_pad(inj_day, n_inj, NO_DAY, int)),
-                tsh_wd_start_h=jnp.asarray(_pad(ws, pad.channels, FAR_FUTURE_H, float)),
-                tsh_wd_end_h=jnp.asarray(_pad(we, pad.channels, FAR_FUTURE_H + 1.0, float)),
-                tsh_wd_day=jnp.asarray(_pad(wday, pad.channels, NO_DAY, int)),
+                tsh_inj_h=tsh.injection_h,
+                tsh_inj_day=tsh.injection_day,
+                tsh_wd_start_h=tsh.withdrawal_start_h,
+                tsh_wd_end_h=tsh.withdrawal_end_h,
+                tsh_wd_day=tsh.withdrawal_day,
                 scan_day=jnp.asarray(sp([s.day for s in c.scans], NO_DAY, int)),
                 scan_tracer=jnp.asarray(sp(tracer, 0, int)),
                 scan_projection=jnp.asarray(sp(proj, 0, int)),
@@ -225,6 +294,9 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
                 ),
                 rai_day=jnp.asarray(c.rai_day if c.rai_day is not None else NO_DAY),
                 therapy=jnp.asarray(_channel(chans, "therapy", None) if c.rai_day is not None else 0),
+                therapy_img=jnp.asarray(
+                    idx(day_to_h(c.rai_day) + p.rai.post_therapy_imaging_delay_h) if c.rai_day is not None else 0
+                ),
                 proj_scan=jnp.asarray(ps),
                 proj_i48=jnp.asarray(idx(day_to_h(c.scans[ps].day) + 48.0) if ps >= 0 else 0),
                 anchor=jnp.asarray(idx(day_to_h(c.rai_day) if c.rai_day is not None else 0.0)),
@@ -239,32 +311,18 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
     positions = [s.name for s in scan_positions(p)]
     readouts = tuple(p.scan(n).readout for n in positions) + (None,) * (pad.scans - len(positions))
     decide = readout_scan_name(p)
-    r = p.rai
-    rai_numbers = (
-        [
-            r.activity_gbq or 0.0,
-            r.target_dose_gy,
-            r.max_gbq,
-            r.cap_gbq if r.cap_gbq is not None else math.inf,
-            r.blood_limit_gy,
-            r.lung_retention_48h_limit_gbq if p.patient.diffuse_lung_metastases else r.retention_48h_limit_gbq,
-            0.0,
-            r.stunning_factor,
-        ]
-        if r is not None
-        else [0.0] * 8
-    )
     return CellPlan(
         grid_h=jnp.asarray(grid_pad),
         i0=jnp.asarray(idx(0.0)),
         courses=tuple(specs),
         readout_scan=jnp.asarray(positions.index(decide) if decide in positions else -1),
         months=jnp.asarray(p.followup.months, dtype=jnp.float64),
-        rai_numbers=jnp.asarray(rai_numbers, dtype=jnp.float64),
+        rai_numbers=jnp.asarray(rai_numbers(p.rai, p.patient.diffuse_lung_metastases), dtype=jnp.float64),
+        missed_dose_probability=jnp.asarray(p.treatment.missed_dose_probability, dtype=jnp.float64),
         tsh_method=p.tsh.method,
         readouts=readouts,
-        policy=r.policy if r is not None else None,
-        drugs=tuple(d.drug for d in p.treatment.regimen_for(p.patient.genotype)),
+        policy=p.rai.policy if p.rai is not None else None,
+        drugs=protocol_drugs(p),
         start_day=p.treatment.start_day,
     )
 
@@ -302,56 +360,78 @@ def _pad(vals, size, fill, dtype) -> np.ndarray:
 
 
 class Draws(eqx.Module):
-    """Uniforms on [0, 1) of one patient: readout noise per scan position, AE timing, discontinuation."""
+    """One patient's draws: uniforms on [0, 1) for readout noise per scan position, the AE timing and
+    the decision to stop, and which dose slots of the plan the patient takes (missed doses)."""
 
     scan_u: Float[Array, " s"]
     ae_u: Float[Array, ""]
     stop_u: Float[Array, ""]
+    dose_taken: Bool[Array, "d n"]
 
 
-def cohort_draws(p: Protocol, cohort: Cohort, n_scans: int) -> Draws:
-    """Per-patient uniforms on [0, 1), one stream per scan name (the same draw for a scan in every cell).
+def cohort_draws(p: Protocol, cohort: Cohort, n_scans: int, n_dose_slots: int) -> Draws:
+    """Per-patient draws of ``cohort`` through ``p``; each depends only on the cohort seed, the stream
+    and the patient's number, never on the lane, batch, chunk or device count.
 
-    ``n_scans``: scan positions to fill (a count; padding positions get 1, i.e. never succeed).
+    Streams: ``scan:<name>`` (one per scan, so a scan has the same draw in every cell),
+    ``toxicity`` (AE timing, stop), ``doses:<drug>`` (one uniform per dose slot of the plan; a
+    dose is missed when it is below ``treatment.missed_dose_probability``). ``n_scans`` and
+    ``n_dose_slots``: the plan's padded sizes (counts; padding scan positions get 1, i.e. never
+    succeed).
     """
+    n = len(cohort)
     cols = [patient_uniforms(cohort.seed, f"scan:{s.name}", cohort.index, 1)[:, 0] for s in scan_positions(p)]
-    cols += [np.ones(len(cohort))] * (n_scans - len(cols))
+    cols += [np.ones(n)] * (n_scans - len(cols))
     tox = patient_uniforms(cohort.seed, "toxicity", cohort.index, 2)
-    return Draws(jnp.asarray(np.stack(cols, axis=1)), jnp.asarray(tox[:, 0]), jnp.asarray(tox[:, 1]))
+    drugs = protocol_drugs(p)
+    q = p.treatment.missed_dose_probability
+    if q > 0:
+        taken = np.stack(
+            [patient_uniforms(cohort.seed, f"doses:{d}", cohort.index, n_dose_slots) >= q for d in drugs], axis=1
+        )
+    else:
+        taken = np.ones((n, len(drugs), n_dose_slots), dtype=bool)
+    return Draws(
+        jnp.asarray(np.stack(cols, axis=1)), jnp.asarray(tox[:, 0]), jnp.asarray(tox[:, 1]), jnp.asarray(taken)
+    )
 
 
-def ae_day_on_tki(hazard: Float[Array, " d"], days: Float[Array, " d"], u: Float[Array, ""]) -> Array:
-    """The n-th day on TKI of the grade ≥ 3 AE (1-based), or NO_DAY (see Toxicity.draw_event).
-
-    ``hazard``: grade ≥ 3 hazard per drug, 1/day; ``days``: days on each drug; ``u``: a uniform on [0, 1).
-    """
-    target = -jnp.log(jnp.maximum(u, 1e-300))
-    n = jnp.arange(1, 400)
-    cum = jnp.sum(hazard[None, :] * jnp.minimum(n[:, None], days[None, :]), axis=1)
-    hit = (cum >= target) & (n <= jnp.max(days))
-    return jnp.where(jnp.any(hit), n[jnp.argmax(hit)], NO_DAY)
+def days_on_drug(dose_day: Int[Array, "d n"], given: Bool[Array, "d n"]) -> Float[Array, " d"]:
+    """Days with at least one dose given, per drug (dose slots in time order; ``dose_day`` study days)."""
+    seen = jax.lax.cummax(jnp.where(given, dose_day, 0), axis=1)
+    before = jnp.concatenate([jnp.zeros_like(seen[:, :1]), seen[:, :-1]], axis=1)
+    return jnp.sum(given & (dose_day > before), axis=1).astype(jnp.float64)
 
 
-def cut_schedule(spec: CourseSpec, plan: CellPlan, model: PatientModel, last_day: Array) -> Schedule:
-    """The course's schedule with nothing after ``last_day`` (study day; doses, tracers, therapy, TSH).
+def doses_given(spec: CourseSpec, draws: Draws) -> Bool[Array, "d n"]:
+    """The course's dose slots that the patient takes (real doses, not missed)."""
+    return draws.dose_taken & (spec.dose_times_h < FAR_FUTURE_H / 2)
+
+
+def cut_schedule(
+    spec: CourseSpec, plan: CellPlan, model: PatientModel, last_day: Array, given: Bool[Array, "d n"] | None = None
+) -> Schedule:
+    """The course's schedule with nothing after ``last_day`` (study day; doses, tracers, therapy, TSH)
+    and only the dose slots ``given`` (default: all), each drug's doses sorted in time.
 
     Returns a :class:`raisim.model.Schedule` (times h, amounts mg).
     """
     keep_dose = spec.dose_day <= last_day
+    if given is not None:
+        keep_dose = keep_dose & given
     keep_ch = spec.channel_day <= last_day
-    tsh = TSHForcing.build(plan.tsh_method, [], [2, 1])
-    tsh = eqx.tree_at(
-        lambda t: (t.injection_times_h, t.withdrawal_start_h, t.withdrawal_end_h),
-        tsh,
-        (
-            jnp.where(spec.tsh_inj_day <= last_day, spec.tsh_inj_h, FAR_FUTURE_H),
-            jnp.where(spec.tsh_wd_day <= last_day, spec.tsh_wd_start_h, FAR_FUTURE_H),
-            jnp.where(spec.tsh_wd_day <= last_day, spec.tsh_wd_end_h, FAR_FUTURE_H + 1.0),
-        ),
+    tsh = TSHForcing.from_events(
+        jnp.where(spec.tsh_inj_day <= last_day, spec.tsh_inj_h, FAR_FUTURE_H),
+        jnp.where(spec.tsh_wd_day <= last_day, spec.tsh_wd_start_h, FAR_FUTURE_H),
+        jnp.where(spec.tsh_wd_day <= last_day, spec.tsh_wd_end_h, FAR_FUTURE_H + 1.0),
     )
+    # the doses kept, compacted to the front of each drug's row in time order (the PK's dose table
+    # needs sorted times with the padding at the end; a missed dose leaves a hole otherwise)
+    times_h = jnp.where(keep_dose, spec.dose_times_h, FAR_FUTURE_H)
+    order = jnp.argsort(times_h, axis=1, stable=True)
     return Schedule(
-        dose_times_h=jnp.where(keep_dose, spec.dose_times_h, FAR_FUTURE_H),
-        dose_mg=jnp.where(keep_dose, spec.dose_mg, 0.0),
+        dose_times_h=jnp.take_along_axis(times_h, order, axis=1),
+        dose_mg=jnp.take_along_axis(jnp.where(keep_dose, spec.dose_mg, 0.0), order, axis=1),
         tsh=tsh,
         channels=IodineChannels(
             jnp.where(keep_ch, spec.channel_time_h, FAR_FUTURE_H),

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from .batch import outcome_frame, run_cohort, scan_names, sweep_solver
 from .cohort import sample_cohort
 from .errors import InputError
-from .params import MODELS_DIR, all_cards
+from .params import all_cards
 from .plan import cell_shapes, merge_padding
 from .store import atomic_write_bytes, config_hash, manifest, write_json
 from .sweep import Sweep, block_patients, work_units
@@ -40,10 +40,11 @@ from .uncertainty import (
     evenly_spaced,
     prior_draws,
     read_draws,
+    shipped_posterior,
     typical_draws,
 )
 
-SHIPPED_POSTERIOR = MODELS_DIR / "posterior" / "posterior.nc"
+SHIPPED_POSTERIOR = shipped_posterior()
 
 CHUNK_DIR = "chunks"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .protocol import Protocol, Scan, isotope_decay_per_h
+from .protocol import DAYS_PER_MONTH, Protocol, Scan, isotope_decay_per_h
 from .vocab import ISOTOPE_HALF_LIFE_H
 
 FAR_FUTURE_H = 1e12  # padding time for doses or administrations that never happen
@@ -191,6 +191,12 @@ def channel_arrays(channels: list[Channel], withdrawal: bool, withdrawal_renal_f
     return times, decay, renal, uptake
 
 
+def assessment_times_h(p: Protocol, course: Course) -> list[float]:
+    """Follow-up assessment times of a course, h: months after RAI (after day 1 without RAI)."""
+    anchor = day_to_h(course.rai_day) if course.rai_day is not None else 0.0
+    return [anchor + m * DAYS_PER_MONTH * 24.0 for m in p.followup.months]
+
+
 def grid_start_h(p: Protocol, courses: list[Course]) -> float:
     """Start of the simulation, h: a whole day before the earliest event of any course (first dose,
     tracer or therapy, rhTSH injection, start of a hormone withdrawal), so every course starts
@@ -227,6 +233,7 @@ __all__ = [
     "build_channels",
     "channel_arrays",
     "administration_days",
+    "assessment_times_h",
     "day_to_h",
     "grid_start_h",
     "protocol_drugs",

@@ -1,10 +1,16 @@
-"""Simulate one patient through a protocol: build the model, solve every course, follow the readouts.
+"""One patient through a protocol: the engine at batch size one, its record and its time course.
 
-``simulate(protocol, seed)`` is the single-patient entry point behind
-``raisim simulate``. Every course of the protocol (see
-:mod:`raisim.schedule`) is solved on one shared time grid with one compiled
-shape; the scan readouts, drawn with the seed, decide which course the
-patient follows; the outcome and the time course come from that course.
+``simulate(protocol, seed)`` is the entry point behind ``raisim simulate``. It
+runs the one engine (:func:`raisim.batch.run_cohort` with ``detail=True``) for
+the protocol's own patient, numbered ``patient`` in the cohort of ``seed``, so
+its numbers are the cohort row of that patient; then it writes what the engine
+computed as a :class:`~raisim.outcomes.PatientOutcome` and a long-format time
+course. Nothing here decides an outcome: every rule lives in
+:mod:`raisim.outcomes` and :mod:`raisim.batch`.
+
+Parameters come from the shipped posterior by default (the draw nearest the
+posterior median, :func:`raisim.uncertainty.parameter_set`), as sweeps and
+``predict`` use it; ``parameters="typical"`` gives the cards' values.
 """
 
 from __future__ import annotations
@@ -12,182 +18,164 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import jax.numpy as jnp
+import equinox as eqx
+import jax
 import numpy as np
 import pandas as pd
 
-from .dosimetry import Dosimetry
-from .iodine import Iodine, IodineChannels
-from .model import PatientModel, Schedule, Solution, solve
-from .nis import NIS
-from .outcomes import (
-    CourseArrays,
-    LesionOutcome,
-    PatientOutcome,
-    assessment_times_h,
-    choose_activity,
-    lesion_course,
-    projected_gy_per_gbq,
-    scan_readouts,
-    wbs_visibility,
+from .batch import protocol_solver, run_cohort, typical_model
+from .cohort import cohort_from_patient, cohort_model
+from .model import PatientModel, Schedule
+from .outcomes import GUIDED_LIMITS, METRIC_NAMES, RECIST_CODES, LesionOutcome, PatientOutcome, ScanReadout
+from .plan import (
+    Padding,
+    cohort_draws,
+    cut_schedule,
+    doses_given,
+    patient_padding,
+    plan_cell,
+    scan_positions,
+    time_grid,
 )
-from .pathway import Pathway
-from .pk import PK
 from .protocol import Protocol
-from .response import Response, sphere_diameter_mm
+from .response import sphere_diameter_mm
 from .schedule import (
+    FAR_FUTURE_H,
+    Channel,
     Course,
-    administration_days,
+    DoseSchedule,
     build_channels,
-    build_doses,
-    channel_arrays,
     day_to_h,
     enumerate_courses,
     grid_start_h,
-    protocol_drugs,
 )
-from .toxicity import Toxicity
-from .tsh import TSHForcing
+from .toxicity import NO_DAY
+from .uncertainty import ParameterSet, merge_overrides, parameter_set
 
 
 def build_model(p: Protocol, overrides: dict[str, dict] | None = None) -> PatientModel:
-    """Typical-value model of the protocol's patient (parameter cards, optional overrides per block).
+    """The model of the protocol's own patient (its lesions, sex, weight), built as the engine builds
+    every patient: the typical model with the patient's covariates applied (unbatched).
 
     ``overrides``: ``{block: {name: value}}`` in the cards' units (``pk``: ``{drug: {key: value}}``).
     """
     o = overrides or {}
-    drugs = protocol_drugs(p)
-    lesions = p.patient.lesions
-    return PatientModel(
-        pk=PK.from_cards(drugs, o.get("pk"), sex=p.patient.sex, weight_kg=p.patient.weight_kg),
-        pathway=Pathway.from_cards(p.patient.genotype, drugs, o.get("pathway")),
-        nis=NIS.from_cards([les.nis_capacity for les in lesions], o.get("nis")),
-        iodine=Iodine.from_cards([les.mass for les in lesions], p.patient.weight_kg, o.get("iodine")),
-        dosimetry=Dosimetry.from_cards(o.get("dosimetry")),
-        response=Response.from_cards([les.radiosensitivity for les in lesions], o.get("response")),
-        toxicity=Toxicity.from_cards(drugs, o.get("toxicity")),
-    )
+    batched = cohort_model(typical_model(p, len(p.patient.lesions), o), cohort_from_patient(p, 1), o.get("pk"))
+    return jax.tree_util.tree_map(lambda x: x[0] if eqx.is_array(x) else x, batched)
 
 
-def build_schedule(p: Protocol, model: PatientModel, course, seed: int, n_channels: int, dose_pad: int):
-    """Arrays of one course, padded to shared shapes (channels, doses, TSH events).
+@dataclass
+class CourseArrays:
+    """The followed course of one patient as numpy arrays, with its schedule.
 
-    ``n_channels`` and ``dose_pad`` are counts (padded sizes). Returns the :class:`Schedule`
-    (dose times h, amounts mg, TSH mU/L, channel times h and decay 1/h), the dose schedule and
-    the channels.
+    ``ts``: the output grid, h; ``ys``: the states on it (units as in
+    :func:`raisim.model.initial_state`); ``doses``: the doses taken (missed doses and a
+    discontinuation applied); ``num_steps``: solver steps of every course (a count).
     """
-    doses = build_doses(p, course, seed, pad_to=dose_pad)
-    channels = build_channels(p, course, n_channels)
-    times, decay, renal, uptake = channel_arrays(
-        channels, p.tsh.method == "withdrawal", model.iodine.withdrawal_renal_factor
-    )
-    admin_h = [day_to_h(d) for d in administration_days(p, course)]
-    tsh = TSHForcing.build(p.tsh.method, admin_h, p.tsh.injection_days_before, n_slots=n_channels)
-    f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    sched = Schedule(
-        dose_times_h=f(doses.times_h),
-        dose_mg=f(doses.amounts_mg),
-        tsh=tsh,
-        channels=IodineChannels(f(times), f(decay), f(renal), f(uptake)),
-    )
-    return sched, doses, channels
 
-
-def time_grid(p: Protocol, courses, t_start_h: float) -> np.ndarray:
-    """Shared output grid, h: fine (``solver.output_step_h``) through the active phase, daily after,
-    with every imaging, retention and assessment time on it exactly; starts at ``t_start_h`` (h)."""
-    step = p.solver.output_step_h
-    t_end = day_to_h(p.followup_end_day())
-    key = [0.0, t_end]
-    active_end = 0.0
-    for c in courses:
-        active_end = max(active_end, day_to_h(c.tki_last_day + 1) + 30 * 24.0)
-        for s in c.scans:
-            t = day_to_h(s.day)
-            key += [t, t + s.delay_h, t + 48.0]
-            active_end = max(active_end, t + 21 * 24.0)
-        if c.rai_day is not None:
-            t = day_to_h(c.rai_day)
-            key += [t, t + 48.0, t + p.rai.post_therapy_imaging_delay_h]
-            active_end = max(active_end, t + 60 * 24.0)
-        key += assessment_times_h(p, c)
-    active_end = min(active_end, t_end)
-    fine = np.arange(t_start_h, active_end, step)
-    coarse = np.arange(active_end, t_end, 24.0)
-    grid = np.unique(np.round(np.concatenate([fine, coarse, key, [t_start_h]]), 9))
-    return grid[(grid >= t_start_h) & (grid <= t_end)]
+    course: Course
+    channels: list[Channel]
+    doses: DoseSchedule
+    ts: np.ndarray
+    ys: dict
+    ok: bool
+    num_steps: int
 
 
 @dataclass
 class SimulationResult:
-    """The outcome record, the long-format time course, and every solved course.
+    """The outcome record, the long-format time course, and the engine's record behind them.
 
-    Units as in :class:`raisim.outcomes.PatientOutcome` and :func:`timecourse_frame`.
+    Units as in :class:`raisim.outcomes.PatientOutcome` and :func:`timecourse_frame`;
+    ``course_readouts``: P(success) of each scan on every course of the protocol (in the order of
+    :func:`raisim.schedule.enumerate_courses`), whichever the patient followed; ``record``: the
+    engine's detailed arrays of this patient (:func:`raisim.batch.run_cohort`).
     """
 
     outcome: PatientOutcome
     timecourse: pd.DataFrame
     course: CourseArrays
-    all_courses: list[CourseArrays]
+    course_readouts: list[dict[str, float]]
     model: PatientModel
-
-
-def _draw(seed: int, names: list[str]) -> dict[str, float]:
-    """One uniform per scan name, fixed by the seed (the measurement-noise draw)."""
-    rng = np.random.default_rng([seed, 7919])
-    u = rng.random(len(names))
-    return dict(zip(names, u.tolist(), strict=True))
+    parameters: ParameterSet
+    record: dict
 
 
 @dataclass
 class Prepared:
-    """Everything a protocol needs before solving: model, courses, padded schedules, shared grid (h)."""
+    """A protocol's patient before solving: model, plan, every course's schedule, the grid (h).
+
+    ``schedules``: one :class:`raisim.model.Schedule` per course (the patient's missed doses
+    applied, nothing cut); ``grid``: the output grid without its padding.
+    """
 
     protocol: Protocol
     model: PatientModel
-    courses: list
-    schedules: list  # (Schedule, DoseSchedule, list[Channel]) per course
+    courses: list[Course]
+    schedules: list[Schedule]
     grid: np.ndarray
+    padded_grid: np.ndarray
 
 
-def prepare(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None) -> Prepared:
-    """Build the model, every course's schedule (padded to one compiled shape) and the time grid."""
-    model = build_model(p, overrides)
+def prepare(
+    p: Protocol,
+    seed: int = 0,
+    overrides: dict[str, dict] | None = None,
+    *,
+    patient: int = 0,
+    pad: Padding | None = None,
+) -> Prepared:
+    """The model and every course's schedule of the protocol's patient, from the engine's plan.
+
+    ``overrides``: card values (see :func:`build_model`); ``patient``: the patient's number in the
+    cohort of ``seed`` (its missed doses); ``pad``: the plan's shapes (default
+    :func:`raisim.plan.patient_padding`).
+    """
     courses = enumerate_courses(p)
-    n_channels = max(1, *(len(build_channels(p, c)) for c in courses))
-    dose_pad = max(build_doses(p, c, seed).times_h.shape[1] for c in courses)
-    scheds = [build_schedule(p, model, c, seed, n_channels, dose_pad) for c in courses]
-    return Prepared(p, model, courses, scheds, time_grid(p, courses, grid_start_h(p, courses)))
+    plan = plan_cell(p, pad or patient_padding(p))
+    model = build_model(p, overrides)
+    cohort = cohort_from_patient(p, 1, seed, first=patient)
+    draws = cohort_draws(p, cohort, len(plan.readouts), plan.courses[0].dose_times_h.shape[1])
+    draws = jax.tree_util.tree_map(lambda x: x[0], draws)
+    scheds = [
+        cut_schedule(spec, plan, model, NO_DAY, doses_given(spec, draws)) for spec in plan.courses[: len(courses)]
+    ]
+    grid = time_grid(p, courses, grid_start_h(p, courses))
+    return Prepared(p, model, courses, scheds, grid, np.asarray(plan.grid_h))
 
 
-#: The output grid is solved padded to a multiple of this many points (its last time repeated),
-#: so protocols of similar length share one compiled solve: a notebook that varies a scan day or
-#: a duration pays the ~7-s compilation once per bucket, not once per protocol.
-GRID_PAD = 256
+def build_schedule(
+    p: Protocol, course: Course, *, n_channels: int | None = None, dose_pad: int | None = None
+) -> tuple[Schedule, DoseSchedule, list[Channel]]:
+    """One course's schedule from the engine's plan, with ``n_channels`` administration channels and
+    ``dose_pad`` dose slots per drug (counts; default: the protocol's own), no missed doses.
 
-
-def padded_grid(grid: np.ndarray, size: int | None = None) -> np.ndarray:
-    """``grid`` (h) with its last time repeated up to ``size`` points (a count; default: the next
-    multiple of :data:`GRID_PAD`)."""
-    size = -(-len(grid) // GRID_PAD) * GRID_PAD if size is None else size
-    return np.concatenate([grid, np.full(size - len(grid), grid[-1])])
-
-
-def _solve_course(prep: Prepared, course: Course, sched_tuple) -> CourseArrays:
-    p = prep.protocol
-    sched, doses, channels = sched_tuple
-    n = len(prep.grid)
-    sol: Solution = solve(
-        prep.model,
+    Returns the :class:`raisim.model.Schedule` (times h, amounts mg), the doses and the channels.
+    """
+    base = patient_padding(p)
+    pad = Padding(**{**base.__dict__, "channels": n_channels or base.channels, "doses": dose_pad or base.doses})
+    plan = plan_cell(p, pad)
+    k = enumerate_courses(p).index(course)
+    spec = plan.courses[k]
+    sched = cut_schedule(spec, plan, build_model(p), NO_DAY)
+    return (
         sched,
-        jnp.asarray(padded_grid(prep.grid)),
-        rtol=p.solver.rtol,
-        atol=p.solver.atol,
-        max_steps=p.solver.max_steps,
-        tail_delay_h=p.solver.tail_delay_h,
+        _doses(p, np.asarray(sched.dose_times_h), np.asarray(sched.dose_mg), None),
+        build_channels(p, course, pad.channels),
     )
-    ys = {k: np.asarray(v)[:n] for k, v in _flatten(sol.ys).items()}  # the padding dropped
-    return CourseArrays(course, channels, doses, prep.grid, _unflatten(ys), bool(sol.ok), int(sol.num_steps))
+
+
+def _doses(p: Protocol, times_h: np.ndarray, mg: np.ndarray, days: np.ndarray | None) -> DoseSchedule:
+    """The doses of a schedule (slots at the far future are not given), compacted per drug."""
+    given = times_h < FAR_FUTURE_H / 2
+    T, A = np.full_like(times_h, FAR_FUTURE_H), np.zeros_like(mg)
+    for i in range(times_h.shape[0]):
+        k = int(given[i].sum())
+        T[i, :k], A[i, :k] = times_h[i][given[i]], mg[i][given[i]]
+    if days is None:
+        days = np.asarray([len(np.unique(np.floor(t[g] / 24.0))) for t, g in zip(times_h, given, strict=True)], float)
+    drugs = tuple(d.drug for d in p.treatment.regimen_for(p.patient.genotype))
+    return DoseSchedule(drugs, T, A, np.asarray(days, float), given.sum(axis=1))
 
 
 def discontinued_course(course: Course, last_tki_day: int) -> Course:
@@ -201,87 +189,83 @@ def discontinued_course(course: Course, last_tki_day: int) -> Course:
     )
 
 
-def _toxicity_draw(seed: int) -> tuple[float, float]:
-    """Two uniforms for the grade ≥ 3 AE and the discontinuation decision, fixed by the seed."""
-    u = np.random.default_rng([seed, 104729]).random(2)
-    return float(u[0]), float(u[1])
+def simulate(
+    p: Protocol,
+    seed: int = 0,
+    overrides: dict[str, dict] | None = None,
+    *,
+    parameters: str | int = "posterior",
+    patient: int = 0,
+    micro_batch: int = 1,
+) -> SimulationResult:
+    """Simulate the protocol's patient: readouts, activity, doses, response, Tg and toxicity.
 
+    Arguments:
+        p: the protocol, with its patient.
+        seed: the cohort seed; with ``patient``, it fixes every draw (missed doses, readout noise,
+            the grade ≥ 3 AE and the decision to stop), as for that patient of a cohort.
+        overrides: parameter-card values per block, card units (see :func:`build_model`), applied
+            on top of ``parameters``.
+        parameters: ``"posterior"`` (the shipped posterior's draw nearest its median; the
+            default, as sweeps and predict), ``"typical"`` (the cards' values), or a draw number
+            of the shipped posterior.
+        patient: the patient's number in the cohort (its identity for the random streams).
+        micro_batch: patients solved in lockstep (1: the kernel of one patient; a cohort run's
+            16 gives its rows bit for bit).
 
-def simulate(p: Protocol, seed: int = 0, overrides: dict[str, dict] | None = None) -> SimulationResult:
-    """Simulate the protocol's patient with typical parameters; readouts and AEs drawn with ``seed``.
+    Returns:
+        The :class:`SimulationResult`; units in :class:`raisim.outcomes.PatientOutcome` and
+        :func:`timecourse_frame`.
 
-    Every course is solved; the scan draws pick the one the patient follows. A
-    grade ≥ 3 AE drawn on that course that leads to discontinuation ends the TKI
-    on the AE day and skips the rest of the protocol (later scans, RAI).
-    ``overrides``: parameter-card values per block, card units (see :func:`build_model`).
-    Units of the result: see :class:`raisim.outcomes.PatientOutcome` and :func:`timecourse_frame`.
+    Raises:
+        InputError: an unknown parameter set or draw number.
     """
-    prep = prepare(p, seed, overrides)
-    model = prep.model
-    solved = [_solve_course(prep, c, st) for c, st in zip(prep.courses, prep.schedules, strict=True)]
-    draws = _draw(seed, [s.name for s in p.all_scans()])
-    readouts_by_course = [scan_readouts(p, model, ca) for ca in solved]
-    chosen = 0
-    for i, ca in enumerate(solved):
-        r = readouts_by_course[i]
-        if all(
-            (r[name].p_success is not None and draws[name] < r[name].p_success) == ok
-            for name, ok in ca.course.conditions
-        ):
-            chosen = i
-            break
-    ca = solved[chosen]
-    readouts = readouts_by_course[chosen]
-    if not all(c.ok for c in solved):
-        return _failed_result(p, model, ca, seed, solved)
-    planned_days = ca.doses.days_on_drug
-    event = model.toxicity.draw_event(planned_days, *_toxicity_draw(seed))
-    if event["discontinued"]:
-        ae_day = p.treatment.start_day + event["ae_day_on_tki"] - 1
-        course = discontinued_course(ca.course, ae_day)
-        n_channels = int(prep.schedules[0][0].channels.admin_time_h.shape[0])
-        dose_pad = int(prep.schedules[0][0].dose_times_h.shape[1])
-        ca = _solve_course(prep, course, build_schedule(p, model, course, seed, n_channels, dose_pad))
-        solved.append(ca)
-        readouts = scan_readouts(p, model, ca)
-        if not ca.ok:
-            return _failed_result(p, model, ca, seed, solved)
-    for name, r in readouts.items():
-        if r.p_success is not None:
-            r.success = bool(draws[name] < r.p_success)
-    outcome, lc = _outcome(p, model, ca, readouts, seed, solved)
-    outcome.toxicity.update(
-        p_grade3_ae=float(model.toxicity.p_grade3(jnp.asarray(planned_days))),
-        p_discontinuation=float(model.toxicity.p_discontinuation(jnp.asarray(planned_days))),
-        grade3_ae=event["grade3_ae"],
-        ae_day=None if event["ae_day_on_tki"] is None else p.treatment.start_day + event["ae_day_on_tki"] - 1,
-        discontinued=event["discontinued"],
+    params = parameter_set(parameters)
+    ov = merge_overrides(params.overrides, overrides)
+    pad = patient_padding(p)
+    cohort = cohort_from_patient(p, 1, seed, first=patient)
+    out = run_cohort(
+        p, cohort, overrides=ov, pad=pad, solver=protocol_solver(p, micro_batch=micro_batch), devices=1, detail=True
     )
-    tc = timecourse_frame(p, model, ca, lc, outcome.rai["activity_gbq"])
-    return SimulationResult(outcome, tc, ca, solved, model)
-
-
-def _solver_status(p: Protocol, solved: list[CourseArrays], followed: CourseArrays | None) -> dict:
-    return {
-        "ok": all(c.ok for c in solved),
-        "failed_courses": [c.course.describe() for c in solved if not c.ok],
-        "steps_followed_course": followed.num_steps if followed is not None else None,
+    rec = jax.tree_util.tree_map(lambda x: x[0], out)
+    model = build_model(p, ov)
+    courses = enumerate_courses(p)
+    positions = [s.name for s in scan_positions(p)]
+    grid = time_grid(p, courses, grid_start_h(p, courses))
+    n = len(grid)
+    k = int(rec["course"])
+    planned = courses[k]
+    course = discontinued_course(planned, int(rec["last_day"])) if bool(rec["discontinued"]) else planned
+    channels = build_channels(p, planned, pad.channels)
+    ys = jax.tree_util.tree_map(lambda x: np.asarray(x)[:n], rec["ys"])
+    doses = _doses(p, rec["dose_times_h"], rec["dose_mg"], rec["days_on_drug"])
+    ok = bool(rec["ok"])
+    ca = CourseArrays(course, channels, doses, grid, ys, ok, int(rec["steps"]))
+    course_readouts = [
+        {positions[j]: float(rec["course_p_scan"][i, j]) for j in range(len(c.scans)) if c.scans[j].readout}
+        for i, c in enumerate(courses)
+    ]
+    activity = float(rec["activity_gbq"])
+    lc = {"dose_t": rec["dose_t_gy"][:n], "volume_ml": rec["volume_ml"][:n], "tg": rec["tg_ng_ml"][:n]}
+    solver = {
+        "ok": ok,
+        "failed_courses": [c.describe() for c, good in zip(courses, rec["course_ok"], strict=False) if not good],
+        "steps": int(rec["steps"]),
         "rtol": p.solver.rtol,
         "atol": p.solver.atol,
         "max_steps": p.solver.max_steps,
         "tail_delay_h": p.solver.tail_delay_h,
     }
+    if ok:
+        outcome = _outcome(p, seed, patient, rec, course, planned, grid, solver)
+    else:
+        outcome = _failed_outcome(p, seed, patient, solver)
+        activity = 0.0
+    tc = timecourse_frame(p, model, ca, lc, activity)
+    return SimulationResult(outcome, tc, ca, course_readouts, model, params, rec)
 
 
-def _failed_result(p: Protocol, model: PatientModel, ca: CourseArrays, seed: int, solved) -> SimulationResult:
-    """The result of a patient with a failed solve: the failure record and the raw time course, no RAI."""
-    lc = lesion_course(p, model, ca, 0.0)
-    return SimulationResult(
-        _failed_outcome(p, seed, solved), timecourse_frame(p, model, ca, lc, 0.0), ca, solved, model
-    )
-
-
-def _failed_outcome(p: Protocol, seed: int, solved: list[CourseArrays]) -> PatientOutcome:
+def _failed_outcome(p: Protocol, seed: int, patient: int, solver: dict) -> PatientOutcome:
     """The record of a patient whose ODE solve failed: status only, no derived numbers.
 
     Readouts, doses and RECIST would be computed from an incomplete solution, so they
@@ -291,6 +275,7 @@ def _failed_outcome(p: Protocol, seed: int, solved: list[CourseArrays]) -> Patie
         protocol=p.name,
         genotype=p.patient.genotype,
         seed=seed,
+        patient=patient,
         course="solver failure: no course could be followed",
         scans=[],
         rai={
@@ -305,89 +290,162 @@ def _failed_outcome(p: Protocol, seed: int, solved: list[CourseArrays]) -> Patie
         progression_free_months=None,
         tg={},
         toxicity={},
-        solver=_solver_status(p, solved, None),
+        solver=solver,
     )
 
 
-def _outcome(p, model, ca, readouts, seed, solved):
-    rai = choose_activity(p, model, ca)
-    activity = rai["activity_gbq"] if rai["treated"] else 0.0
-    lc = lesion_course(p, model, ca, activity)
-    if rai["treated"]:
-        c = ca.channel("therapy")
-        t_img = day_to_h(ca.course.rai_day) + p.rai.post_therapy_imaging_delay_h
-        _, p_l = wbs_visibility(model, ca, ca.index(t_img), c, activity * 1000.0)
-        rai["post_therapy_wbs_p_success"] = float(model.dosimetry.p_any(jnp.asarray(p_l)))
-    assess = assessment_times_h(p, ca.course)
-    i0 = ca.index(0.0)
-    rec = model.response.recist(lc["diameter_mm"], i0, [ca.index(t) for t in assess])
-    for m, r in zip(p.followup.months, rec, strict=True):
-        r["month"] = m
-    anchor = day_to_h(ca.course.rai_day) if ca.course.rai_day is not None else 0.0
-    t_prog = model.response.progression_time_h(ca.ts, lc["diameter_mm"], ca.index(anchor))
-    pf_months = None if t_prog is None else (t_prog - anchor) / 24.0 / (365.25 / 12.0)
-    mass = np.asarray(model.iodine.lesion_mass_g)
-    diam0 = np.asarray(sphere_diameter_mm(jnp.asarray(mass)))
+def _rai_record(p: Protocol, rec: dict, course: Course, planned: Course) -> dict:
+    """The RAI decision as the engine made it, in words and numbers (GBq, Gy/GBq, fractions)."""
+    r = p.rai
+    if course.rai_day is None or r is None:
+        return {
+            "treated": False,
+            "day": None,
+            "policy": r.policy if r else None,
+            "activity_gbq": 0.0,
+            "reason": "not treated on this course",
+        }
+    info: dict = {"treated": bool(rec["treated"]), "day": course.rai_day, "policy": r.policy}
+    lung = any(les.site == "lung" for les in p.patient.lesions)
+    before = [s for s in planned.scans if s.day <= course.rai_day]
+    if before:
+        info.update(
+            projection_scan=before[-1].name,
+            projected_blood_gy_per_gbq=float(rec["projected_blood_gy_per_gbq"]),
+            projected_retention_48h_fraction=float(rec["projected_retention_48h_fraction"]),
+            projected_best_lesion_gy_per_gbq=float(rec["projected_best_lesion_gy_per_gbq"]),
+        )
+        if lung:
+            info["projected_lung_gy_per_gbq"] = float(rec["projected_lung_gy_per_gbq"])
+    limits = rec["limits_gbq"]
+    info["activity_gbq"] = float(rec["activity_gbq"])
+    if r.policy == "fixed":
+        info["reason"] = "fixed activity"
+    elif r.policy == "dosimetry_max_11.1":
+        info["reason"] = (
+            f"{r.target_dose_gy:g} Gy to the best lesion"
+            if bool(rec["rai_allowed"])
+            else f"would need {float(limits[0]):.3g} GBq > {r.max_gbq:g} GBq"
+        )
+    else:
+        names = list(GUIDED_LIMITS)
+        if p.patient.diffuse_lung_metastases:
+            names[1] = "lung_retention_48h"
+        by_name = {nm: float(v) for nm, v in zip(names, limits, strict=True) if nm != "cap" or r.cap_gbq is not None}
+        binding = min(by_name, key=by_name.get)
+        info.update(limits_gbq=by_name, binding=binding, reason=f"limited by {binding}")
+    if info["treated"]:
+        info["post_therapy_wbs_p_success"] = float(rec["post_therapy_wbs_p"])
+        if lung:
+            info["lung_dose_gy"] = float(rec["lung_dose_gy"])
+    return info
+
+
+def _outcome(
+    p: Protocol, seed: int, patient: int, rec: dict, course: Course, planned: Course, grid: np.ndarray, solver: dict
+) -> PatientOutcome:
+    """The record of a solved patient, read off the engine's arrays (nothing recomputed)."""
+    L = len(p.patient.lesions)
+    scans = []
+    for j, s in enumerate(planned.scans):
+        if not bool(rec["scan_done"][j]):
+            continue
+        has = s.readout is not None
+        scans.append(
+            ScanReadout(
+                name=s.name,
+                day=s.day,
+                isotope=s.isotope,
+                readout=s.readout,
+                imaging_time_h=day_to_h(s.day) + s.delay_h,
+                p_success=float(rec["p_scan"][j]) if has else None,
+                success=bool(rec["scan_success"][j]) if has else None,
+                lesion_metric=[float(x) for x in rec["scan_metric"][j][:L]] if has else [],
+                metric_name=METRIC_NAMES.get(s.readout, ""),
+                projected_gy_per_gbq=[float(x) for x in rec["scan_projected_gy_per_gbq"][j][:L]],
+            )
+        )
+    rai = _rai_record(p, rec, course, planned)
     # projected from the scan behind the therapy, else from the course's last scan
-    scan_for_proj = rai.get("projection_scan") or (ca.course.scans[-1].name if ca.course.scans else None)
-    proj = projected_gy_per_gbq(model, ca, scan_for_proj) if scan_for_proj else np.full(len(mass), np.nan)
+    proj_scan = rai.get("projection_scan") or (course.scans[-1].name if course.scans else None)
+    j_proj = [s.name for s in planned.scans].index(proj_scan) if proj_scan else None
+    mass = np.asarray([les.mass for les in p.patient.lesions])
+    diam0 = np.asarray(sphere_diameter_mm(mass))
+    n = len(grid)
     lesions = []
     for l, les in enumerate(p.patient.lesions):
-        lam = lc["decay_per_h"][l]
+        lam = float(rec["lesion_decay_per_h"][l])
         lesions.append(
             LesionOutcome(
                 name=les.name or f"lesion{l + 1}",
                 site=les.site,
                 mass_g=float(mass[l]),
                 diameter_mm=float(diam0[l]),
-                projected_gy_per_gbq=float(proj[l]),
-                therapy_gy_per_gbq=float(lc["gy_per_gbq"][l]),
-                absorbed_dose_gy=float(lc["total_gy"][l]),
-                bed_gy=float(lc["bed_gy"][l]),
-                effective_half_life_h=float(math.log(2.0) / lam) if np.isfinite(lam) and lam > 0 else None,
-                volume_change_pct_at_followup_end=float(100.0 * (lc["volume_ml"][-1, l] / mass[l] - 1.0)),
-                p_sterilised=float(lc["p_sterilised"][l]),
+                projected_gy_per_gbq=float(rec["scan_projected_gy_per_gbq"][j_proj][l])
+                if j_proj is not None
+                else math.nan,
+                therapy_gy_per_gbq=float(rec["lesion_therapy_gy_per_gbq"][l]),
+                absorbed_dose_gy=float(rec["lesion_gy"][l]),
+                bed_gy=float(rec["lesion_bed_gy"][l]),
+                effective_half_life_h=math.log(2.0) / lam if math.isfinite(lam) and lam > 0 else None,
+                volume_change_pct_at_followup_end=float(100.0 * (rec["volume_ml"][n - 1, l] / mass[l] - 1.0)),
+                p_sterilised=float(rec["lesion_p_sterilised"][l]),
             )
         )
-    i_end = len(ca.ts) - 1
+    months = list(p.followup.months)
+    recist = [
+        {
+            "sum_diameters_mm": float(rec["recist_sum_mm"][a]),
+            "change_from_baseline_pct": float(rec["sum_change_pct"][a]),
+            "category": RECIST_CODES[int(rec["recist"][a])],
+            "month": m,
+        }
+        for a, m in enumerate(months)
+    ]
+    pfs = float(rec["pfs_months"])
+    tg_t = rec["tg_ng_ml"][:n]
+    tg0 = p.patient.baseline_tg_ng_ml
     tg = {
-        "baseline_ng_ml": p.patient.baseline_tg_ng_ml,
+        "baseline_ng_ml": tg0,
         "at_followup": [
             {
                 "month": m,
-                "ng_ml": float(lc["tg"][ca.index(t)]),
-                "change_pct": 100.0 * (float(lc["tg"][ca.index(t)]) / p.patient.baseline_tg_ng_ml - 1.0)
-                if p.patient.baseline_tg_ng_ml > 0
-                else None,
+                "ng_ml": float(rec["tg_at_followup_ng_ml"][a]),
+                "change_pct": float(rec["tg_change_pct"][a]) if tg0 > 0 else None,
             }
-            for m, t in zip(p.followup.months, assess, strict=True)
+            for a, m in enumerate(months)
         ],
-        "peak_ng_ml": float(np.max(lc["tg"][: i_end + 1])),
+        "peak_ng_ml": float(np.max(tg_t)),
         # weekly from day 1 to the end of follow-up
         "trajectory": [
-            {"day": float(d), "ng_ml": float(np.interp(day_to_h(d), ca.ts, lc["tg"]))}
-            for d in np.arange(1.0, ca.ts[-1] / 24.0 + 1.0, 7.0)
+            {"day": float(d), "ng_ml": float(np.interp(day_to_h(d), grid, tg_t))}
+            for d in np.arange(1.0, grid[-1] / 24.0 + 1.0, 7.0)
         ],
     }
-    days = ca.doses.days_on_drug
-    tox = {"days_on_drug": {d: float(x) for d, x in zip(ca.doses.drugs, days, strict=True)}}
-    solver = _solver_status(p, solved, ca)
-    return (
-        PatientOutcome(
-            protocol=p.name,
-            genotype=p.patient.genotype,
-            seed=seed,
-            course=ca.course.describe(),
-            scans=list(readouts.values()),
-            rai=rai,
-            lesions=lesions,
-            recist=rec,
-            progression_free_months=pf_months,
-            tg=tg,
-            toxicity=tox,
-            solver=solver,
-        ),
-        lc,
+    drugs = tuple(d.drug for d in p.treatment.regimen_for(p.patient.genotype))
+    grade3 = bool(rec["grade3_ae"])
+    toxicity = {
+        "days_on_drug": {d: float(x) for d, x in zip(drugs, rec["days_on_drug"], strict=True)},
+        "p_grade3_ae": float(rec["p_grade3_ae"]),
+        "p_discontinuation": float(rec["p_discontinuation"]),
+        "grade3_ae": grade3,
+        "ae_day": int(rec["ae_day"]) if grade3 else None,
+        "discontinued": bool(rec["discontinued"]),
+    }
+    return PatientOutcome(
+        protocol=p.name,
+        genotype=p.patient.genotype,
+        seed=seed,
+        patient=patient,
+        course=course.describe(),
+        scans=scans,
+        rai=rai,
+        lesions=lesions,
+        recist=recist,
+        progression_free_months=pfs if math.isfinite(pfs) else None,
+        tg=tg,
+        toxicity=toxicity,
+        solver=solver,
     )
 
 
@@ -397,13 +455,16 @@ def timecourse_frame(p: Protocol, model: PatientModel, ca: CourseArrays, lc: dic
     Each quantity's unit is in its name: ``conc_total_ng_ml`` ng/mL, ``conc_unbound_nM`` nM,
     ``blood_activity_mbq``/``lesion_activity_mbq`` MBq, ``lesion_dose_gy`` Gy, ``lesion_volume_ml``
     mL, ``tg_ng_ml`` ng/mL; ``erk_activity``, ``her3``, ``her_adaptive`` and ``membrane_nis`` are
-    folds of untreated. ``activity_gbq``: the therapy activity, GBq.
+    folds of untreated. ``lc``: the engine's ``dose_t`` (Gy), ``volume_ml`` (mL) and ``tg`` (ng/mL)
+    on the grid; ``activity_gbq``: the therapy activity, GBq.
     """
     with np.errstate(invalid="ignore", over="ignore"):
         return _timecourse_frame(p, model, ca, lc, activity_gbq)
 
 
 def _timecourse_frame(p, model, ca, lc, activity_gbq):
+    import jax.numpy as jnp
+
     ts = ca.ts
     names = [les.name or f"lesion{i + 1}" for i, les in enumerate(p.patient.lesions)]
     frames: list[pd.DataFrame] = []
@@ -450,25 +511,3 @@ def _timecourse_frame(p, model, ca, lc, activity_gbq):
         add("lesion_volume_ml", lc["volume_ml"][:, l], n)
     add("tg_ng_ml", lc["tg"])
     return pd.concat(frames, ignore_index=True)
-
-
-def _flatten(tree, prefix=""):
-    out = {}
-    for k, v in tree.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "/"))
-        else:
-            out[key] = v
-    return out
-
-
-def _unflatten(flat):
-    out: dict = {}
-    for k, v in flat.items():
-        parts = k.split("/")
-        d = out
-        for part in parts[:-1]:
-            d = d.setdefault(part, {})
-        d[parts[-1]] = v
-    return out

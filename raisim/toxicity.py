@@ -6,12 +6,9 @@ rates); hazards of combined drugs add. Units: hazards 1/d, time d.
 
 from __future__ import annotations
 
-import math
-
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from .params import card_values
 
@@ -38,32 +35,48 @@ class Toxicity(eqx.Module):
 
     def p_grade3(self, days_on_drug: Float[Array, " d"]) -> Float[Array, ""]:
         """P(at least one grade ≥ 3 AE) over ``days_on_drug`` (days on each drug); a probability in [0, 1]."""
-        return 1.0 - jnp.exp(-jnp.sum(self.hazard_per_day * days_on_drug))
+        return p_grade3(self.hazard_per_day, days_on_drug)
 
     def p_discontinuation(self, days_on_drug: Float[Array, " d"]) -> Float[Array, ""]:
         """P(discontinuing the TKI after a grade ≥ 3 AE) over ``days_on_drug`` (days); a probability in [0, 1]."""
         return self.discontinuation_probability * self.p_grade3(days_on_drug)
 
-    def draw_event(self, days_on_drug: np.ndarray, u_event: float, u_stop: float) -> dict:
-        """One patient's grade ≥ 3 AE, from two uniforms on [0, 1) (seeded by the caller).
+    def ae_day_on_tki(self, days_on_drug: Float[Array, " d"], u: Float[Array, ""]) -> Int[Array, ""]:
+        """The day on TKI (1-based) of the patient's first grade ≥ 3 AE, or :data:`NO_DAY` for none.
 
-        ``days_on_drug``: days on each drug (hazards are 1/day).
-
-        The event falls on the ``n``-th day on TKI, the first whole day at which the
-        cumulative hazard Σ_d hazard_d · min(n, days_d) reaches −ln(u_event); none if
-        that needs more days than the course has. The patient then stops the TKI if
-        ``u_stop`` < the discontinuation probability.
-
-        Returns ``grade3_ae``, ``ae_day_on_tki`` (n, 1-based, or None) and ``discontinued``.
+        The event falls on the ``n``-th day on TKI, the first whole day at which the cumulative
+        hazard Σ_d hazard_d · min(n, days_d) reaches −ln(u); none if that needs more days than the
+        course has. The cumulative hazard is piecewise linear in n, so n is found exactly, for
+        courses of any length. ``days_on_drug``: days on each drug; ``u``: a uniform on [0, 1).
         """
-        days = np.asarray(days_on_drug, dtype=float)
-        hazard = np.asarray(self.hazard_per_day, dtype=float)
-        target = -math.log(max(u_event, 1e-300))
-        n_max = int(days.max()) if days.size else 0
-        n = np.arange(1, n_max + 1)
-        cum = (hazard[None, :] * np.minimum(n[:, None], days[None, :])).sum(axis=1)
-        hit = np.nonzero(cum >= target)[0]
-        if hit.size == 0:
-            return {"grade3_ae": False, "ae_day_on_tki": None, "discontinued": False}
-        stop = bool(u_stop < float(self.discontinuation_probability))
-        return {"grade3_ae": True, "ae_day_on_tki": int(n[hit[0]]), "discontinued": stop}
+        days = jnp.asarray(days_on_drug)
+        knots = jnp.sort(jnp.concatenate([jnp.zeros(1, days.dtype), days]))
+        cum = jnp.sum(self.hazard_per_day[None, :] * jnp.minimum(knots[:, None], days[None, :]), axis=1)
+        target = -jnp.log(jnp.maximum(u, 1e-300))
+        n = jnp.clip(jnp.ceil(jnp.interp(target, cum, knots)), 1.0, knots[-1])
+        return jnp.where((target <= cum[-1]) & (knots[-1] >= 1.0), n.astype(jnp.int64), NO_DAY)
+
+
+#: "never": the AE day of a patient without an AE, the study day of padding events.
+NO_DAY = 10**6
+
+
+def p_grade3(hazard_per_day: Float[Array, " d"], days_on_drug: Float[Array, " d"]) -> Float[Array, ""]:
+    """P(at least one grade ≥ 3 AE) with constant hazards (1/day) over days on each drug; in [0, 1].
+
+    The one rule behind :meth:`Toxicity.p_grade3`, the engine and the calibration's AE rows.
+    """
+    return 1.0 - jnp.exp(-jnp.sum(hazard_per_day * days_on_drug))
+
+
+def without_adverse_events(overrides: dict[str, dict] | None = None) -> dict[str, dict]:
+    """``overrides`` (``{block: {name: value}}``, card units) with every grade ≥ 3 AE hazard of the
+    toxicity card set to 0 /day: the patient completes the planned course whatever the seed draws.
+
+    For questions about the TKI's biology under the full course (the facts' NIS curve, the cards'
+    checks), where an AE drawn for a seed would cut the course short. Returns a new dict.
+    """
+    out = {block: dict(values) for block, values in (overrides or {}).items()}
+    hazards = {k: 0.0 for k in card_values("biology/toxicity.yaml") if k.startswith("hazard_per_day_")}
+    out.setdefault("toxicity", {}).update(hazards)
+    return out

@@ -17,7 +17,9 @@ Each draw is returned as the ``overrides`` mapping that the model builders take
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +166,110 @@ def evenly_spaced(table: pd.DataFrame, k: int) -> pd.DataFrame:
 def draws_as_overrides(table: pd.DataFrame) -> list[dict[str, dict]]:
     """One overrides mapping per row of a draws table (empty row = typical values)."""
     return [overrides_from_values({k: v for k, v in row.items() if pd.notna(v)}) for row in table.to_dict("records")]
+
+
+def merge_overrides(base: dict[str, dict] | None, extra: dict[str, dict] | None) -> dict[str, dict]:
+    """``extra`` applied on top of ``base`` (both ``{block: {name: value}}``; ``pk``: ``{drug: {key: value}}``)."""
+    out: dict[str, dict] = {k: dict(v) for k, v in (base or {}).items()}
+    for block, values in (extra or {}).items():
+        if block == "pk":
+            pk = {d: dict(v) for d, v in out.get("pk", {}).items()}
+            for drug, kv in values.items():
+                pk.setdefault(drug, {}).update(kv)
+            out["pk"] = pk
+        else:
+            out.setdefault(block, {}).update(values)
+    return out
+
+
+@dataclass(frozen=True)
+class ParameterSet:
+    """Where one patient's population parameters come from.
+
+    ``source``: ``"typical"`` (the cards) or ``"posterior"``; ``draw``: the posterior draw's row
+    number (None for typical); ``overrides``: the values as per-block overrides (card units);
+    ``describe()``: one line for headers and manifests.
+    """
+
+    source: str
+    draw: int | None
+    overrides: dict
+    path: str | None = None
+
+    def describe(self) -> str:
+        """E.g. ``posterior draw 1234 of 4000 (nearest the median)`` or ``typical (parameter cards)``."""
+        if self.source == "typical":
+            return "typical values (parameter cards)"
+        return f"posterior draw {self.draw} ({self.path})"
+
+
+def shipped_posterior() -> Path:
+    """The posterior that ships with raisim (``models/posterior/posterior.nc``)."""
+    from .params import card_path
+
+    return card_path("posterior/posterior.nc")
+
+
+def central_draw(table: pd.DataFrame) -> int:
+    """The row of a draws table nearest the posterior median, in the priors' normal scores.
+
+    Each ``card:parameter`` column is scored on its prior's scale (log-normal: ln(value/median)/ln gsd;
+    normal: (value − mean)/sd; other priors and non-card columns: standardised by the draws' own
+    spread); the row with the smallest sum of squared distances from the columns' medians wins.
+    """
+    scores = []
+    for col in table.columns:
+        v = table[col].to_numpy(dtype=float)
+        prior = None
+        card, sep, key = col.partition(":")
+        if sep:
+            try:
+                prior = load_card(card).parameters[key].prior
+            except (KeyError, InputError, OSError):
+                prior = None
+        if prior is not None and prior.dist == "lognormal" and np.all(v > 0):
+            z = np.log(v / prior.median) / math.log(prior.gsd)
+        elif prior is not None and prior.dist == "normal":
+            z = (v - prior.mean) / prior.sd
+        else:
+            sd = np.std(v)
+            z = (v - np.median(v)) / sd if sd > 0 else np.zeros_like(v)
+        scores.append(z - np.median(z))
+    if not scores:
+        return 0
+    return int(np.argmin(np.sum(np.square(np.stack(scores, axis=1)), axis=1)))
+
+
+@functools.lru_cache(maxsize=4)
+def _posterior_table(path: str) -> pd.DataFrame:
+    return read_draws(path, path, "posterior")
+
+
+def parameter_set(parameters: str | int = "posterior", posterior: str | Path | None = None) -> ParameterSet:
+    """The parameters of one simulated patient.
+
+    Arguments:
+        parameters: ``"typical"`` (the cards' values), ``"posterior"`` (the draw nearest the
+            posterior median, :func:`central_draw`) or a draw number (a row of the posterior).
+        posterior: a ``posterior.nc`` or draws CSV (default: the shipped one).
+
+    Returns:
+        The :class:`ParameterSet`.
+
+    Raises:
+        InputError: an unknown name or a draw number outside the posterior.
+    """
+    if parameters == "typical":
+        return ParameterSet("typical", None, {})
+    path = Path(posterior) if posterior is not None else shipped_posterior()
+    table = _posterior_table(str(path))
+    if parameters == "posterior":
+        draw = central_draw(table)
+    elif isinstance(parameters, int | np.integer) and not isinstance(parameters, bool):
+        draw = int(parameters)
+        if not 0 <= draw < len(table):
+            raise InputError(path, "--draw", f"a draw number from 0 to {len(table) - 1}", got=draw)
+    else:
+        raise InputError("<parameters>", "parameters", "typical, posterior or a posterior draw number", got=parameters)
+    row = {k: float(v) for k, v in table.iloc[draw].items() if pd.notna(v)}
+    return ParameterSet("posterior", draw, overrides_from_values(row), path.name)

@@ -89,7 +89,14 @@ def typical_course(genotype: str, regimen: str, stop_day: int = 42, tsh: str = "
     """One lesion, no radioiodine, TKI days 1..stop_day; TSH off unless asked (isolates the TKI effect)."""
     from raisim import simulate, tki_only_protocol
 
-    return Course(simulate(tki_only_protocol(genotype, regimen, stop_day, tsh=tsh, scans=scans), seed=0).timecourse)
+    return Course(
+        simulate(
+            tki_only_protocol(genotype, regimen, stop_day, tsh=tsh, scans=scans),
+            seed=0,
+            overrides=no_ae(),
+            parameters="typical",
+        ).timecourse
+    )
 
 
 def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
@@ -118,3 +125,11 @@ def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
         lin=jnp.asarray(rng.normal(0.0, scale, (t, d))),
         meta={"synthetic": True},
     )
+
+
+def no_ae(overrides: dict | None = None) -> dict:
+    """``overrides`` with no grade >= 3 AE on any drug: for tests of the cards' biology that need the
+    patient to complete the planned course (whether a seed draws an AE is luck, not what they test)."""
+    from raisim.toxicity import without_adverse_events
+
+    return without_adverse_events(overrides)

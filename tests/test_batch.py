@@ -1,62 +1,98 @@
-"""The batched engine reproduces the single-patient engine, course by course; failures are per patient."""
-
-import math
+"""One engine: ``simulate`` is the cohort row of the same patient; failures are per patient."""
 
 import numpy as np
 import pytest
 from helpers import PROTOCOLS, protocol_dict
 
 import raisim
-from raisim.batch import SolverSettings, lockstep_order, protocol_solver, run_cohort, simulate_cohort
+from raisim.batch import SUMMARY_KEYS, SolverSettings, lockstep_order, protocol_solver, run_cohort, simulate_cohort
 from raisim.cohort import cohort_from_patient
-from raisim.outcomes import scan_readouts
+from raisim.plan import patient_padding
 from raisim.schedule import protocol_drugs
-from raisim.simulate import _outcome
+from raisim.uncertainty import merge_overrides, parameter_set
+
+ALL_PROTOCOLS = sorted(p.name for p in PROTOCOLS.glob("*.yaml"))
+FAST_PROTOCOLS = ["erriti_21d.yaml"]  # two courses, a scan, a policy; the rest run in make test-all
 
 
 def _no_toxicity(p):
     return {"toxicity": {f"hazard_per_day_{d}": 0.0 for d in protocol_drugs(p)}}
 
 
-def _single_course(p, overrides, k):
-    """The single-patient engine's outcome of course k (no draws involved)."""
-    res = raisim.simulate(p, seed=0, overrides=overrides)
-    ca = res.all_courses[k]
-    readouts = scan_readouts(p, res.model, ca)
-    outcome, _ = _outcome(p, res.model, ca, readouts, 0, res.all_courses)
-    return outcome, readouts
+def _rows(p, n, seed, overrides=None, micro_batch=16):
+    """The cohort rows of patients 0..n-1 of the protocol's patient, at the protocol's own padding."""
+    cohort = cohort_from_patient(p, n, seed)
+    solver = protocol_solver(p, micro_batch=micro_batch)
+    return run_cohort(p, cohort, overrides=overrides, pad=patient_padding(p), solver=solver, devices=1)
 
 
-@pytest.mark.parametrize(
-    ("name", "course"),
-    [("meraiode_42d.yaml", 0), ("erriti_21d.yaml", 0), ("erriti_21d.yaml", 1), ("selumetinib_4wk.yaml", 0)],
-)
-def test_batch_equals_single_patient_engine_course_by_course(name, course):
+def _assert_row(record, rows, i, *, exact):
+    for key in SUMMARY_KEYS:
+        a, b = np.asarray(record[key]), np.asarray(rows[key][i])
+        if exact:
+            np.testing.assert_array_equal(a, b, err_msg=f"{key} of patient {i}")
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12, equal_nan=True, err_msg=f"{key} of patient {i}")
+
+
+def _mixed_patients():
+    """A protocol whose patients miss doses, have a lung lesion, and (some) an AE and a stop."""
+    d = protocol_dict()
+    d["treatment"]["missed_dose_probability"] = 0.2
+    ov = {"toxicity": {"hazard_per_day_trametinib": 0.05, "discontinuation_probability": 0.5}}
+    return raisim.protocol_from_dict(d, source="mixed"), ov
+
+
+def _check_simulate_is_the_cohort_row(p, overrides, n, seed):
+    rows = _rows(p, n, seed, overrides)
+    assert rows["ok"].all(), rows["ok"]
+    for i in range(n):
+        one = raisim.simulate(p, seed=seed, overrides=overrides, parameters="typical", patient=i, micro_batch=16)
+        _assert_row(one.record, rows, i, exact=True)
+    default = raisim.simulate(p, seed=seed, overrides=overrides, parameters="typical", patient=n - 1)
+    _assert_row(default.record, rows, n - 1, exact=False)
+    return rows
+
+
+@pytest.mark.parametrize("name", FAST_PROTOCOLS)
+def test_simulate_is_the_cohort_row_of_the_same_patient(name):
     p = raisim.load_protocol(PROTOCOLS / name)
-    ov = _no_toxicity(p)
-    frame = simulate_cohort(p, cohort_from_patient(p, 2), overrides=ov, solver=protocol_solver(p, course=course))
-    row = frame.iloc[0]
-    single, readouts = _single_course(p, ov, course)
-    assert bool(row["ok"])
-    for name_, r in readouts.items():
-        if r.p_success is not None:
-            assert row[f"p_{name_}"] == pytest.approx(r.p_success, rel=1e-5, abs=1e-8), name_
-    assert bool(row["treated"]) == bool(single.rai["treated"])
-    assert row["activity_gbq"] == pytest.approx(single.rai["activity_gbq"] if single.rai["treated"] else 0.0, rel=1e-6)
-    assert row["best_lesion_gy"] == pytest.approx(max(les.absorbed_dose_gy for les in single.lesions), rel=1e-6)
-    assert row["best_lesion_bed_gy"] == pytest.approx(max(les.bed_gy for les in single.lesions), rel=1e-6)
-    for r in single.recist:
-        assert row[f"recist_{r['month']:g}m"] == r["category"]
-        assert row[f"sum_change_pct_{r['month']:g}m"] == pytest.approx(r["change_from_baseline_pct"], abs=1e-4)
-    for t in single.tg["at_followup"]:
-        assert row[f"tg_change_pct_{t['month']:g}m"] == pytest.approx(t["change_pct"], abs=1e-4)
-    if single.progression_free_months is None:
-        assert math.isnan(row["pfs_months"])
-    else:
-        assert row["pfs_months"] == pytest.approx(single.progression_free_months, abs=1e-9)
+    _check_simulate_is_the_cohort_row(p, None, 3, 5)
 
 
-def test_discontinuation_cuts_the_course_like_the_single_patient_engine():
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(ALL_PROTOCOLS) - set(FAST_PROTOCOLS)))
+def test_simulate_is_the_cohort_row_for_every_protocol(name):
+    p = raisim.load_protocol(PROTOCOLS / name)
+    _check_simulate_is_the_cohort_row(p, None, 2, 5)
+
+
+def test_missed_doses_lung_lesions_aes_and_stops_are_the_same_for_one_patient_and_a_cohort():
+    p, ov = _mixed_patients()
+    n, seed = 6, 2
+    rows = _check_simulate_is_the_cohort_row(p, ov, n, seed)
+    # the cases the check is about occur among these patients
+    assert (rows["lung_dose_gy"][rows["treated"]] > 0).all() and rows["treated"].any()
+    assert rows["discontinued"].any() and rows["grade3_ae"].any() and not rows["discontinued"].all()
+    assert (rows["days_on_tki"][~rows["discontinued"]] < 21).any()  # a whole day of doses missed
+    one = raisim.simulate(
+        p, seed=seed, overrides=ov, parameters="typical", patient=int(np.argmax(rows["discontinued"]))
+    )
+    assert one.outcome.toxicity["discontinued"] and "discontinued_for_toxicity" in one.outcome.course
+
+
+def test_simulate_by_default_uses_the_posterior_that_sweeps_use():
+    p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
+    posterior = parameter_set("posterior")
+    rows = _rows(p, 1, 0, merge_overrides(posterior.overrides, None), micro_batch=1)
+    one = raisim.simulate(p, seed=0)
+    assert one.parameters.source == posterior.source and one.parameters.draw == posterior.draw
+    _assert_row(one.record, rows, 0, exact=True)
+    typical = raisim.simulate(p, seed=0, parameters="typical")
+    assert typical.record["p_grade3_ae"] != one.record["p_grade3_ae"]  # the posterior's hazards, not the cards'
+
+
+def test_discontinuation_cuts_the_course_for_one_patient_and_a_cohort():
     # a hazard so high that every patient has an AE on day 1, and always stops
     p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
     ov = {
@@ -66,11 +102,12 @@ def test_discontinuation_cuts_the_course_like_the_single_patient_engine():
         }
     }
     frame = simulate_cohort(p, cohort_from_patient(p, 2), overrides=ov)
-    single = raisim.simulate(p, seed=0, overrides=ov).outcome
+    single = raisim.simulate(p, seed=0, overrides=ov, parameters="typical").outcome
     assert single.toxicity["discontinued"] and single.toxicity["ae_day"] == 1
     assert frame["discontinued"].all() and (frame["ae_day"] == 1).all()
     assert not frame["treated"].any() and not single.rai["treated"]
     assert (frame["p_selection"] == 0).all()  # the scan after the stop never happens
+    assert single.scans == [] and (frame["days_on_tki"] == 1).all()
     for r in single.recist:
         assert frame[f"sum_change_pct_{r['month']:g}m"].iloc[0] == pytest.approx(
             r["change_from_baseline_pct"], abs=1e-4

@@ -34,7 +34,7 @@ def _model_and_schedule(no_uptake: bool):
             (zero, zero, zero, zero),
         )
         model = eqx.tree_at(lambda m: m.iodine, model, io)
-    sched, _, _ = build_schedule(p, model, enumerate_courses(p)[0], seed=0, n_channels=3, dose_pad=64)
+    sched, _, _ = build_schedule(p, enumerate_courses(p)[0], n_channels=3, dose_pad=64)
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
     channels = IodineChannels(
         admin_time_h=f(ADMIN_H),

@@ -5,7 +5,7 @@ from collections import Counter
 import equinox as eqx
 import numpy as np
 import pytest
-from helpers import protocol_dict
+from helpers import no_ae, protocol_dict
 
 from raisim import protocol_from_dict, simulate
 
@@ -27,7 +27,7 @@ def _run(scale: float, stop_day: int = 21):
             followup={"months": [2]},
         )
     )
-    tc = simulate(p, seed=0).timecourse
+    tc = simulate(p, seed=0, overrides=no_ae(), parameters="typical").timecourse
 
     def series(q, lesion=""):
         s = tc[(tc.quantity == q) & (tc.lesion == lesion)]
@@ -109,7 +109,7 @@ def test_divergence_time_is_the_first_event_one_course_has_and_the_other_lacks()
 
     for name in ("erriti_21d.yaml", "selumetinib_4wk.yaml", "short_10d.yaml"):  # 2, 2 and 3 courses
         p = load_protocol(PROTOCOLS / name)
-        scheds = [s[0] for s in prepare(p).schedules]
+        scheds = prepare(p).schedules
         events = [_events(s) for s in scheds]
         first = min(e[0] for other in events[1:] for e in (events[0] - other) + (other - events[0]))
         assert float(divergence_time_h(scheds)) == first
@@ -130,7 +130,7 @@ def test_branches_solve_the_shared_course_once_and_agree_with_separate_solves():
 
     prep = prepare(load_protocol(PROTOCOLS / "erriti_21d.yaml"))
     grid = jnp.asarray(prep.grid)
-    scheds = [s[0] for s in prep.schedules]
+    scheds = prep.schedules
     kw = dict(rtol=1e-7, atol=1e-10, tail_delay_h=168.0)
     apart = [solve(prep.model, s, grid, **kw) for s in scheds]
     together = solve_branches(prep.model, scheds, grid, **kw)

@@ -8,55 +8,74 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import yaml
-from helpers import PROTOCOLS, protocol_dict
+from helpers import PROTOCOLS, no_ae, protocol_dict
 
 from raisim import protocol_from_dict, simulate
 from raisim.model import solve
-from raisim.outcomes import policy_activity
+from raisim.outcomes import GUIDED_LIMITS, rai_activity
+from raisim.plan import rai_numbers
 from raisim.protocol import RAI
 from raisim.schedule import FAR_FUTURE_H, enumerate_courses
 from raisim.simulate import build_model, build_schedule
 
-# -- activity policies on hand-computed cases ---------------------------------------------
+# -- activity policies on hand-computed cases (the engine's one rule, raisim.outcomes.rai_activity) ----
+
+
+def policy_activity(rai, best=0.0, blood=0.0, retention=0.0, lung=False):
+    """(activity GBq, allowed, limits GBq) of the engine's rule for an RAI section; the limits as
+    ``{blood, retention_48h, cap}`` for dosimetry_guided, else the list (dosimetry_max_11.1: the need first)."""
+    numbers = jnp.asarray(rai_numbers(rai, lung))
+    f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+    a, ok, lim = rai_activity(rai.policy, numbers, f(best), f(blood), f(retention))
+    lim = np.asarray(lim).tolist()
+    return float(a), bool(ok), dict(zip(GUIDED_LIMITS, lim, strict=True)) if rai.policy == "dosimetry_guided" else lim
 
 
 def test_fixed_policy_gives_the_fixed_activity():
-    out = policy_activity(RAI(day=25, policy="fixed", activity_gbq=5.55))
-    assert out["treated"] and out["activity_gbq"] == 5.55
+    a, ok, _ = policy_activity(RAI(day=25, policy="fixed", activity_gbq=5.55))
+    assert ok and a == 5.55
 
 
 def test_dosimetry_max_treats_with_the_target_dose_and_refuses_above_11_1_gbq():
     rai = RAI(day=25, policy="dosimetry_max_11.1")
-    out = policy_activity(rai, best_countable_gy_per_gbq=2.5)  # 20 Gy / 2.5 Gy/GBq = 8 GBq
-    assert out["treated"] and out["activity_gbq"] == pytest.approx(8.0)
-    out = policy_activity(rai, best_countable_gy_per_gbq=1.5)  # would need 13.3 GBq
-    assert not out["treated"] and out["activity_gbq"] == 0.0 and "13.3" in out["reason"]
-    out = policy_activity(rai, best_countable_gy_per_gbq=20.0 / 11.1)  # exactly at the limit
-    assert out["treated"] and out["activity_gbq"] == pytest.approx(11.1)
+    a, ok, _ = policy_activity(rai, best=2.5)  # 20 Gy / 2.5 Gy/GBq = 8 GBq
+    assert ok and a == pytest.approx(8.0)
+    a, ok, lim = policy_activity(rai, best=1.5)  # would need 13.3 GBq
+    assert not ok and a == 0.0 and lim[0] == pytest.approx(20.0 / 1.5)  # the activity it would need
+    a, ok, _ = policy_activity(rai, best=20.0 / 11.1)  # exactly at the limit
+    assert ok and a == pytest.approx(11.1)
+    a, ok, _ = policy_activity(rai, best=0.0)  # nothing countable: no treatment
+    assert not ok and a == 0.0
 
 
 def test_dosimetry_guided_cap_reached():
     rai = RAI(day=25, policy="dosimetry_guided", cap_gbq=7.4)
     # blood 0.1 Gy/GBq -> 20 GBq; retention 10 % -> 44.4 GBq; the cap binds
-    out = policy_activity(rai, blood_gy_per_gbq=0.1, retention_48h_fraction=0.10)
-    assert out["binding"] == "cap" and out["activity_gbq"] == 7.4
-    assert out["limits_gbq"]["blood"] == pytest.approx(20.0)
-    assert out["limits_gbq"]["retention_48h"] == pytest.approx(44.4)
+    a, ok, lim = policy_activity(rai, blood=0.1, retention=0.10)
+    assert ok and a == 7.4 and min(lim, key=lim.get) == "cap"
+    assert lim["blood"] == pytest.approx(20.0)
+    assert lim["retention_48h"] == pytest.approx(44.4)
 
 
 def test_dosimetry_guided_blood_limit_binding():
     rai = RAI(day=25, policy="dosimetry_guided", cap_gbq=15.6)
-    out = policy_activity(rai, blood_gy_per_gbq=0.25, retention_48h_fraction=0.10)  # 2 Gy / 0.25 = 8 GBq
-    assert out["binding"] == "blood" and out["activity_gbq"] == pytest.approx(8.0)
+    a, _, lim = policy_activity(rai, blood=0.25, retention=0.10)  # 2 Gy / 0.25 = 8 GBq
+    assert min(lim, key=lim.get) == "blood" and a == pytest.approx(8.0)
 
 
 def test_dosimetry_guided_lung_limit_binding():
     rai = RAI(day=25, policy="dosimetry_guided", cap_gbq=15.6)
-    kw = dict(blood_gy_per_gbq=0.1, retention_48h_fraction=0.5)
-    without = policy_activity(rai, **kw)  # 4.44 / 0.5 = 8.88 GBq
-    assert without["binding"] == "retention_48h" and without["activity_gbq"] == pytest.approx(8.88)
-    lung = policy_activity(rai, diffuse_lung_metastases=True, **kw)  # 2.96 / 0.5 = 5.92 GBq
-    assert lung["binding"] == "lung_retention_48h" and lung["activity_gbq"] == pytest.approx(5.92)
+    without, _, lim = policy_activity(rai, blood=0.1, retention=0.5)  # 4.44 / 0.5 = 8.88 GBq
+    assert min(lim, key=lim.get) == "retention_48h" and without == pytest.approx(8.88)
+    lung, _, lim = policy_activity(rai, blood=0.1, retention=0.5, lung=True)  # 2.96 / 0.5 = 5.92 GBq
+    assert min(lim, key=lim.get) == "retention_48h" and lung == pytest.approx(5.92)
+
+
+def test_simulate_reports_the_binding_limit_in_words():
+    d = protocol_dict(rai={"day": 25, "policy": "dosimetry_guided", "cap_gbq": 0.5})
+    rai = simulate(protocol_from_dict(d), seed=0, overrides=no_ae(), parameters="typical").outcome.rai
+    assert rai["binding"] == "cap" and rai["reason"] == "limited by cap" and rai["activity_gbq"] == 0.5
+    assert set(rai["limits_gbq"]) == {"blood", "retention_48h", "cap"}
 
 
 # -- lesion dose per activity: redifferentiated vs refractory ------------------------------
@@ -68,7 +87,7 @@ def erriti(genotype: str, tki: bool):
     d["patient"]["genotype"] = genotype
     if not tki:  # the same protocol with every dose held: an untreated RAI-refractory lesion
         d["treatment"]["holds"] = [{"from_day": 1, "to_day": d["treatment"]["stop_day"]}]
-    return simulate(protocol_from_dict(d, source="erriti"), seed=0).outcome
+    return simulate(protocol_from_dict(d, source="erriti"), seed=0, overrides=no_ae(), parameters="typical").outcome
 
 
 @pytest.mark.validation
@@ -100,7 +119,7 @@ def test_lung_dose_reported_with_lung_lesions():
 def test_tracer_and_therapy_superpose():
     p = protocol_from_dict(protocol_dict(followup={"months": [1]}))
     model = build_model(p)
-    sched, _, channels = build_schedule(p, model, enumerate_courses(p)[0], seed=0, n_channels=3, dose_pad=64)
+    sched, _, channels = build_schedule(p, enumerate_courses(p)[0], n_channels=3, dose_pad=64)
     kinds = [c.kind for c in channels]
     tracer, therapy = kinds.index("tracer"), kinds.index("therapy")
     activity = np.zeros(3)
@@ -134,7 +153,7 @@ def _i124(lesions):
     )
     d["patient"]["lesions"] = lesions
     d["patient"]["genotype"] = "RAS"
-    return simulate(protocol_from_dict(d), seed=0).outcome
+    return simulate(protocol_from_dict(d), seed=0, overrides=no_ae(), parameters="typical").outcome
 
 
 def test_lesions_under_5_mm_do_not_count_for_dosimetry_criteria():
@@ -152,7 +171,9 @@ def test_lesions_under_5_mm_do_not_count_for_dosimetry_criteria():
 def test_each_readout_is_imaged_at_its_own_delay():
     d = protocol_dict()
     d["scans"][0]["imaging_delay_h"] = 6.0
-    early = simulate(protocol_from_dict(d), seed=0).outcome.scans[0]
-    late = simulate(protocol_from_dict(protocol_dict()), seed=0).outcome.scans[0]
+    early = simulate(protocol_from_dict(d), seed=0, overrides=no_ae(), parameters="typical").outcome.scans[0]
+    late = simulate(protocol_from_dict(protocol_dict()), seed=0, overrides=no_ae(), parameters="typical").outcome.scans[
+        0
+    ]
     assert early.imaging_time_h == 21 * 24.0 + 6.0 and late.imaging_time_h == 21 * 24.0 + 24.0
     assert early.lesion_metric != late.lesion_metric

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO
+from helpers import REPO, no_ae
 
 from raisim import simulate
 from raisim.calibrate import load_posterior
@@ -42,7 +42,7 @@ def test_posterior_mean_membrane_nis_braf_on_dt_still_peaks_day_8_to_12():
     p = tki_only_protocol("BRAF_V600E", "dabrafenib+trametinib", 42, tsh="none")
     curves = []
     for ov in draws_as_overrides(draws):
-        tc = simulate(p, seed=0, overrides=ov).timecourse
+        tc = simulate(p, seed=0, overrides=no_ae(ov), parameters="typical").timecourse
         nis = tc[(tc["quantity"] == "membrane_nis") & (tc["lesion"] == "")]
         curves.append(nis["value"].to_numpy())
         t = nis["time_h"].to_numpy()

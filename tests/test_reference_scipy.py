@@ -38,7 +38,7 @@ AGREE = 1e-5  # max |raisim - reference| / max_t |reference|, per series
 def _setup():
     """Model, schedules of every course and the shared grid, exactly as ``raisim.simulate`` builds them."""
     prep = prepare(load_protocol(PROTOCOL), seed=0)
-    scheds = [sched for sched, _, _ in prep.schedules]
+    scheds = prep.schedules
     return prep.protocol, prep.model, prep.courses, scheds, prep.grid
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import yaml
-from helpers import PROTOCOLS, protocol_dict
+from helpers import PROTOCOLS, no_ae, protocol_dict
 
 from raisim import (
     STANDARD_REGIMENS,
@@ -14,8 +14,8 @@ from raisim import (
     protocol_from_dict,
     simulate,
 )
+from raisim.cohort import patient_uniforms
 from raisim.schedule import day_to_h
-from raisim.simulate import _draw
 
 DESIGN_TABLE = [
     "selumetinib_4wk.yaml",
@@ -31,7 +31,7 @@ def _short(uptake_scale: float, seed: int = 0):
     p = load_protocol(PROTOCOLS / "short_10d.yaml")
     typical = card_values("biology/iodine.yaml")["lesion_uptake_l_per_h_per_g"]
     o = {"iodine": {"lesion_uptake_l_per_h_per_g": typical * uptake_scale}}
-    return simulate(p, seed=seed, overrides=o)
+    return simulate(p, seed=seed, overrides=no_ae(o), parameters="typical")
 
 
 def _last_dose_day(result) -> int:
@@ -58,18 +58,14 @@ def test_10_plus_10_non_responder_continues_rescans_and_is_treated_only_if_the_r
     # a late responder: find a seed whose draws fail the first scan and pass the re-scan
     p = load_protocol(PROTOCOLS / "short_10d.yaml")
     probe = _short(0.6)
-    late_course = next(ca for ca in probe.all_courses if ("rescan", True) in ca.course.conditions)
-    from raisim.outcomes import scan_readouts
-
-    ps = scan_readouts(p, probe.model, late_course)
-    p_sel, p_re = ps["selection"].p_success, ps["rescan"].p_success
+    late = next(i for i, c in enumerate(enumerate_courses(p)) if ("rescan", True) in c.conditions)
+    p_sel, p_re = probe.course_readouts[late]["selection"], probe.course_readouts[late]["rescan"]
     assert 0.02 < p_sel < 0.98 and 0.02 < p_re < 0.98, (p_sel, p_re)
-    seed = next(
-        s
-        for s in range(200)
-        if _draw(s, ["selection", "rescan"])["selection"] >= p_sel
-        and _draw(s, ["selection", "rescan"])["rescan"] < p_re
-    )
+
+    def u(seed, scan):  # the patient's readout-noise stream of that scan
+        return patient_uniforms(seed, f"scan:{scan}", np.asarray([0]), 1)[0, 0]
+
+    seed = next(s for s in range(200) if u(s, "selection") >= p_sel and u(s, "rescan") < p_re)
     late = _short(0.6, seed=seed)
     assert [(s.day, s.success) for s in late.outcome.scans] == [(11, False), (21, True)]
     assert late.outcome.rai["treated"] and late.outcome.rai["day"] == 22
@@ -79,7 +75,7 @@ def test_10_plus_10_non_responder_continues_rescans_and_is_treated_only_if_the_r
 def test_meraiode_treats_everyone_on_day_35_regardless_of_the_day_28_scan():
     d = yaml.safe_load((PROTOCOLS / "meraiode_42d.yaml").read_text())
     o = {"iodine": {"lesion_uptake_l_per_h_per_g": 1e-7}}  # nothing visible on the diagnostic scan
-    out = simulate(protocol_from_dict(d, "meraiode"), seed=0, overrides=o).outcome
+    out = simulate(protocol_from_dict(d, "meraiode"), seed=0, overrides=no_ae(o), parameters="typical").outcome
     assert out.scans[0].day == 28 and out.scans[0].p_success < 0.01 and not out.scans[0].success
     assert out.rai["treated"] and out.rai["day"] == 35 and out.rai["activity_gbq"] == 5.55
 
@@ -107,32 +103,48 @@ def test_toxicity_stop_ends_tki_and_skips_the_rest_of_the_protocol():
     p = load_protocol(PROTOCOLS / "erriti_21d.yaml")
     # a certain, early event that always leads to discontinuation
     o = {"toxicity": {"hazard_per_day_trametinib": 0.2, "discontinuation_probability": 1.0}}
-    r = simulate(p, seed=0, overrides=o)
+    r = simulate(p, seed=0, overrides=o, parameters="typical")
     tox = r.outcome.toxicity
     assert tox["grade3_ae"] and tox["discontinued"] and 1 <= tox["ae_day"] < 21
     assert _last_dose_day(r) == tox["ae_day"]
     assert r.outcome.scans == [] and not r.outcome.rai["treated"]
     assert "discontinued_for_toxicity" in r.outcome.course
     assert len(r.outcome.recist) == len(p.followup.months)  # still followed up
-    # without the stop the same seed follows the planned course
-    base = simulate(p, seed=0).outcome
+    # without an AE the same seed follows the planned course
+    base = simulate(p, seed=0, overrides=no_ae(), parameters="typical").outcome
     assert not base.toxicity["discontinued"] and base.scans[0].day == 22
 
 
-def test_toxicity_draw_is_seeded_and_matches_the_hazard():
+def test_ae_day_matches_the_hazard_and_has_no_day_cap():
+    import jax
+    import jax.numpy as jnp
+
     from raisim import Toxicity
+    from raisim.toxicity import NO_DAY
 
     tox = Toxicity.from_cards(("trametinib",), {"hazard_per_day_trametinib": 0.05})
-    draws = [tox.draw_event(np.asarray([21.0]), u, 0.5) for u in np.linspace(0.001, 0.999, 999)]
-    frac = np.mean([d["grade3_ae"] for d in draws])
+    us = jnp.linspace(0.001, 0.999, 999)
+    days = jax.vmap(lambda u: tox.ae_day_on_tki(jnp.asarray([21.0]), u))(us)
+    frac = float(jnp.mean(days < NO_DAY))
     assert frac == pytest.approx(1.0 - np.exp(-0.05 * 21.0), abs=0.01)
-    assert tox.draw_event(np.asarray([21.0]), 0.3, 0.5) == tox.draw_event(np.asarray([21.0]), 0.3, 0.5)
+    # the day is the first whole day whose cumulative hazard reaches -ln(u), checked by counting
+    for u in (0.9, 0.5, 0.4):
+        n = next(n for n in range(1, 22) if 0.05 * n >= -np.log(u))
+        assert int(tox.ae_day_on_tki(jnp.asarray([21.0]), jnp.asarray(u))) == n
+    # two drugs of different lengths: the hazard of the shorter one stops with it
+    hazards = {"hazard_per_day_trametinib": 0.0005, "hazard_per_day_dabrafenib": 0.02}
+    two = Toxicity.from_cards(("trametinib", "dabrafenib"), hazards)
+    u = 0.6
+    n = next(n for n in range(1, 2000) if 0.0005 * min(n, 1500) + 0.02 * min(n, 10) >= -np.log(u))
+    assert n > 400  # beyond the 399-day cap the batched rule had
+    assert int(two.ae_day_on_tki(jnp.asarray([1500.0, 10.0]), jnp.asarray(u))) == n
+    assert int(two.ae_day_on_tki(jnp.asarray([30.0, 10.0]), jnp.asarray(u))) == NO_DAY
 
 
 @pytest.mark.parametrize("name", DESIGN_TABLE)
 def test_every_published_protocol_has_a_config_that_runs(name):
     p = load_protocol(PROTOCOLS / name)
-    out = simulate(p, seed=1).outcome
+    out = simulate(p, seed=1, overrides=no_ae(), parameters="typical").outcome
     assert out.solver["ok"]
     assert all(r["category"] in {"CR", "PR", "SD", "PD"} for r in out.recist)
     assert out.scans and all(s.p_success is None or 0.0 <= s.p_success <= 1.0 for s in out.scans)
@@ -146,7 +158,8 @@ def test_protocols_of_similar_length_share_one_compiled_solve(caplog):
     import jax
 
     from raisim import tki_only_protocol
-    from raisim.simulate import GRID_PAD, padded_grid, prepare
+    from raisim.plan import GRID_PAD, padded_grid
+    from raisim.simulate import prepare
 
     def protocol(day):
         scan = {"name": "selection", "day": day, "isotope": "I-123", "readout": "i123_tbr"}
@@ -158,14 +171,14 @@ def test_protocols_of_similar_length_share_one_compiled_solve(caplog):
     assert len(padded[0]) == len(padded[1]) and len(padded[0]) % GRID_PAD == 0
     assert np.array_equal(padded[1][: len(grids[1])], grids[1]) and np.all(padded[1][len(grids[1]) :] == grids[1][-1])
 
-    simulate(protocol(4))
+    simulate(protocol(4), parameters="typical")
     jax.config.update("jax_log_compiles", True)
     try:
         with caplog.at_level(logging.WARNING):
-            result = simulate(protocol(8))
+            result = simulate(protocol(8), parameters="typical")
     finally:
         jax.config.update("jax_log_compiles", False)
-    assert not [r for r in caplog.records if "jit(solve)" in r.getMessage()]
+    assert not [r for r in caplog.records if "jit(_run)" in r.getMessage()]
     assert len(result.course.ts) == len(grids[1])  # the padding is dropped from every output
     assert all(len(v) == len(grids[1]) for v in result.course.ys["nis"].values())
     assert result.timecourse.time_h.max() == grids[1][-1]

@@ -96,7 +96,7 @@ def test_tail_solver_agrees_with_tsit5_on_a_two_course_protocol():
     p = load_protocol(PROTOCOLS / "erriti_21d.yaml")
     prep = prepare(p)
     grid = jnp.asarray(prep.grid)
-    sched = prep.schedules[0][0]
+    sched = prep.schedules[0]
     tight = solve(prep.model, sched, grid, rtol=1e-10, atol=1e-13)
     plain = solve(prep.model, sched, grid, rtol=1e-6, atol=1e-9)
     tail = solve(prep.model, sched, grid, rtol=1e-6, atol=1e-9, tail_delay_h=168.0)
