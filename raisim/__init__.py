@@ -76,7 +76,7 @@ from .simulate import SimulationResult, build_model, simulate  # noqa: E402
 from .summary import summarise  # noqa: E402
 from .sweep import load_sweep  # noqa: E402
 from .targets import arm_probabilities, table_targets  # noqa: E402
-from .toxicity import Toxicity  # noqa: E402
+from .toxicity import Toxicity, without_adverse_events  # noqa: E402
 from .trials import TrialRow, TrialsTable, load_trials, parse_regimen  # noqa: E402
 from .tsh import TSHForcing  # noqa: E402
 from .uncertainty import overrides_from_values, prior_draws, read_draws  # noqa: E402
@@ -140,6 +140,7 @@ __all__ = [
     "TARGETS",
     "TSHForcing",
     "Toxicity",
+    "without_adverse_events",
     "TrialRow",
     "TrialsTable",
     "all_cards",

@@ -60,6 +60,7 @@ from .plan import (
     cut_schedule,
     days_on_drug,
     doses_given,
+    nth_dose_day,
     plan_cell,
     scan_positions,
 )
@@ -149,6 +150,15 @@ class PatientInputs(eqx.Module):
     lung_lesion: Bool[Array, " l"]
 
 
+def patient_inputs(cohort: Cohort) -> PatientInputs:
+    """The outcome rules' per-patient inputs of ``cohort`` (leading patient axis)."""
+    return PatientInputs(
+        lesion_mask=jnp.asarray(cohort.lesion_mask),
+        baseline_tg_ng_ml=jnp.asarray(cohort.baseline_tg_ng_ml),
+        lung_lesion=jnp.asarray(lesion_sites(cohort) == "lung"),
+    )
+
+
 #: The outcome columns of a cohort run (:func:`run_cohort`); ``detail=True`` adds the rest of the record.
 SUMMARY_KEYS = (
     "ok",
@@ -178,8 +188,9 @@ def course_cut(plan: CellPlan, spec: CourseSpec, model: PatientModel, draws: Dra
     """The course's toxicity draws and its schedule: the doses the patient takes (missed doses
     dropped), cut at the AE day if the patient discontinues.
 
-    The AE day is drawn on the days the patient takes the drugs over the planned course
-    (:meth:`raisim.toxicity.Toxicity.ae_day_on_tki`, any course length). Returns ``grade3``,
+    The AE is drawn on the days the patient takes the drugs over the planned course
+    (:meth:`raisim.toxicity.Toxicity.ae_day_on_tki`, any course length) and falls on the study
+    day of its n-th day on TKI (:func:`raisim.plan.nth_dose_day`: holds and missed days skipped). Returns ``grade3``,
     ``disc`` (booleans), ``ae_day`` and ``last_day`` (study days, :data:`NO_DAY` for none),
     ``planned_days`` and ``days`` (days on each drug planned and taken), ``sched`` (the cut
     :class:`raisim.model.Schedule`).
@@ -191,7 +202,7 @@ def course_cut(plan: CellPlan, spec: CourseSpec, model: PatientModel, draws: Dra
     n_ae = tox.ae_day_on_tki(planned, draws.ae_u)
     grade3 = n_ae < NO_DAY
     disc = grade3 & (draws.stop_u < tox.discontinuation_probability)
-    ae_day = jnp.where(grade3, plan.start_day + n_ae - 1, NO_DAY)
+    ae_day = jnp.where(grade3, nth_dose_day(spec.dose_day, given, n_ae), NO_DAY)
     last_day = jnp.where(disc, ae_day, NO_DAY)
     taken = given & (spec.dose_day <= last_day)
     return {
@@ -535,12 +546,8 @@ def run_cohort(
         models = cohort_model(stack_models(per_patient), cohort, stacked=True)
     else:
         models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
-    draws = cohort_draws(p, cohort, len(plan.readouts), plan.courses[0].dose_times_h.shape[1])
-    inputs = PatientInputs(
-        lesion_mask=jnp.asarray(cohort.lesion_mask),
-        baseline_tg_ng_ml=jnp.asarray(cohort.baseline_tg_ng_ml),
-        lung_lesion=jnp.asarray(lesion_sites(cohort) == "lung"),
-    )
+    draws = cohort_draws(p, cohort, plan)
+    inputs = patient_inputs(cohort)
     if solver.dtype == "float32":
         models, plan, draws, inputs = _as_float32((models, plan, draws, inputs))
     if n_dev > 1:
@@ -631,6 +638,7 @@ def simulate_cohort(
 
 __all__ = [
     "PatientInputs",
+    "patient_inputs",
     "RECIST_CODES",
     "SUMMARY_KEYS",
     "course_cut",

@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         default=0,
-        help="also write pk_report.csv/png: each drug's concentration, typical and 5-95 %% band of N patients",
+        help="also write pk_report.csv/png: each drug's concentration on the planned doses of the followed course, "
+        "typical and 5-95 %% band of N patients",
     )
 
     w = sub.add_parser("sweep", help="run a protocol grid over a virtual cohort (chunks, summary, figure)")
@@ -159,8 +160,12 @@ def cmd_simulate(args) -> int:
     outputs = ["timecourse.csv", "outcome.json", "timecourse.png", "manifest.json"]
     if args.pk_report:
         from .pkreport import pk_report, pk_report_figure
+        from .schedule import build_doses, enumerate_courses
 
-        report = pk_report(protocol, result.course.doses, args.pk_report, args.seed, course.tki_last_day + 7)
+        # the exposure the protocol plans on the followed course (not this patient's missed doses or stop)
+        planned = enumerate_courses(protocol)[int(result.record["course"])]
+        doses = build_doses(protocol, planned)
+        report = pk_report(protocol, doses, args.pk_report, args.seed, planned.tki_last_day + 7)
         write_csv(out / "pk_report.csv", report)
         title = f"{protocol.name}: PK, {protocol.patient.sex}, {protocol.patient.weight_kg:g} kg"
         fig = pk_report_figure(report, args.pk_report, title)

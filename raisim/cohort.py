@@ -18,7 +18,6 @@ Units: mass g, weight kg, Tg ng/mL, SUV g/mL; multipliers are folds.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, fields
 
@@ -30,9 +29,10 @@ from jaxtyping import Array
 
 from .model import PatientModel
 from .params import card_values
-from .pk import PK, PK_KEYS, drug_values
-from .pkpop import iiv_covariance
+from .pk import PK
+from .pkpop import population_pk
 from .protocol import Protocol
+from .streams import patient_normals, patient_uniforms
 from .vocab import GENOTYPES, LESION_SITES
 
 POPULATION_CARD = "biology/population.yaml"
@@ -41,30 +41,6 @@ COHORT_SITES: tuple[str, ...] = LESION_SITES
 _SAMPLED_SITES = np.asarray([LESION_SITES.index(s) for s in ("lung", "lymph_node", "bone", "soft_tissue")])
 #: Mass of a padding lesion slot, g (never used: masked out and given no NIS).
 PAD_MASS_G = 1.0
-_MAX_IIV = 8  # PK random effects per drug (slots)
-
-
-def _stream(name: str) -> int:
-    """A stable 31-bit integer for a stream name (drug, scan or purpose)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
-def patient_keys(seed: int, stream: str, index: np.ndarray) -> Array:
-    """One PRNG key per patient index for the named stream."""
-    base = jax.random.fold_in(jax.random.PRNGKey(seed), _stream(stream))
-    return jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.asarray(index, dtype=jnp.uint32))
-
-
-def patient_normals(seed: int, stream: str, index: np.ndarray, k: int) -> np.ndarray:
-    """Standard normals (dimensionless), shape ``(len(index), k)``; row i depends only on (seed, stream, index[i])."""
-    keys = patient_keys(seed, stream, index)
-    return np.asarray(jax.vmap(lambda key: jax.random.normal(key, (k,), dtype=jnp.float64))(keys))
-
-
-def patient_uniforms(seed: int, stream: str, index: np.ndarray, k: int) -> np.ndarray:
-    """Uniforms on [0, 1), shape ``(len(index), k)``; row i depends only on (seed, stream, index[i])."""
-    keys = patient_keys(seed, stream, index)
-    return np.asarray(jax.vmap(lambda key: jax.random.uniform(key, (k,), dtype=jnp.float64))(keys))
 
 
 @dataclass
@@ -260,39 +236,20 @@ def _poisson_from_uniform(u: np.ndarray, mean: float) -> np.ndarray:
 
 
 def cohort_pk(drugs: tuple[str, ...], cohort: Cohort, overrides: dict[str, dict[str, float]] | None = None) -> PK:
-    """PK parameters of the cohort's patients, fields ``(n, n_drugs)``: covariates and IIV.
+    """PK parameters of the cohort's patients, fields ``(n, n_drugs)``: covariates and IIV
+    (:func:`raisim.pkpop.population_pk`, the one rule; units as in :class:`raisim.pk.PK`).
 
-    Each drug's random effects come from its own stream (named by the drug), so a
-    patient's trametinib clearance is the same in every regimen containing it.
-    ``overrides`` replace card values per drug (``{drug: {key: value}}``, card units) before the
-    covariates and random effects act on them. Units as in :class:`raisim.pk.PK` (L/h, L, 1/h, h).
+    ``overrides`` replace card values per drug (``{drug: {key: value}}``, card units).
     """
-    n = len(cohort)
-    sex = np.where(cohort.female, "female", "male")
-    cols: dict[str, np.ndarray] = {k: np.empty((n, len(drugs))) for k in (*PK_KEYS, "induction_rate_per_h")}
-    w = cohort.weight_kg / 70.0
-    for j, d in enumerate(drugs):
-        by_sex = {s: drug_values(d, s) for s in ("female", "male")}
-        base = {k: np.where(sex == "female", by_sex["female"][k], by_sex["male"][k]) for k in PK_KEYS}
-        card = card_values(f"drugs/{d}.yaml")
-        for k, val in (overrides or {}).get(d, {}).items():
-            if k in base:
-                base[k] = base[k] / card[k] * val if card[k] != 0 else np.full(n, float(val))
-        base["cl_l_per_h"] = base["cl_l_per_h"] * w ** card.get("cov_cl_weight_exp", 0.0)
-        for key in ("v1_l", "v2_l"):
-            base[key] = base[key] * w ** card.get("cov_v_weight_exp", 0.0)
-        names, cov = iiv_covariance(d)
-        if names and cohort.variability:
-            if len(names) > _MAX_IIV:
-                raise ValueError(f"{d}: more than {_MAX_IIV} PK random effects")
-            z = patient_normals(cohort.seed, f"pk:{d}", cohort.index, _MAX_IIV)[:, : len(names)]
-            eta = z @ np.linalg.cholesky(cov).T
-            for i, name in enumerate(names):
-                base[name] = base[name] * np.exp(eta[:, i])
-        for k in PK_KEYS:
-            cols[k][:, j] = base[k]
-        cols["induction_rate_per_h"][:, j] = math.log(2.0) / card["induction_t_half_h"]
-    return PK(**{k: jnp.asarray(x) for k, x in cols.items()}, names=tuple(drugs))
+    return population_pk(
+        drugs,
+        cohort.female,
+        cohort.weight_kg,
+        seed=cohort.seed,
+        index=cohort.index,
+        variability=cohort.variability,
+        overrides=overrides,
+    )
 
 
 def _batch(x: Array, n: int) -> Array:

@@ -1,8 +1,9 @@
 """Population PK: inter-individual variability, covariates, and the two concentration paths.
 
-- :func:`sample_population` draws virtual patients' PK parameters: log-normal
+- :func:`population_pk` gives virtual patients' PK parameters: log-normal
   IIV (with correlations where the card gives them) around the covariate-
-  adjusted typical values (sex, weight), seeded and reproducible.
+  adjusted typical values (sex, weight), from each patient's own stream; every
+  cohort and :func:`sample_population` use it.
 - :func:`closed_form_central_mg` is the fast path for linear drugs: the exact
   superposition of one- or two-compartment responses to oral doses (first-
   order absorption after a lag) or IV infusions.
@@ -21,10 +22,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from .params import card_values
 from .pk import PK, PK_KEYS, drug_values
+from .streams import patient_normals
 
 #: PK parameters that may carry inter-individual variability (card key suffix → PK field).
 IIV_PARAMS = {"cl": "cl_l_per_h", "v1": "v1_l", "ka": "ka_per_h", "q": "q_l_per_h", "v2": "v2_l"}
@@ -47,6 +49,70 @@ def iiv_covariance(drug: str) -> tuple[list[str], np.ndarray]:
     return [IIV_PARAMS[k] for k in names], corr * np.outer(omega, omega)
 
 
+#: PK random-effect slots per drug (the ``pk:<drug>`` stream draws this many normals per patient).
+MAX_IIV = 8
+
+
+def population_pk(
+    drugs: tuple[str, ...],
+    female: Bool[np.ndarray, " n"],
+    weight_kg: Float[np.ndarray, " n"],
+    *,
+    seed: int,
+    index: np.ndarray,
+    variability: bool = True,
+    overrides: dict[str, dict[str, float]] | None = None,
+) -> PK:
+    """PK parameters of virtual patients: covariate-adjusted typical values with log-normal IIV.
+
+    The one rule behind :func:`sample_population` and every cohort
+    (:func:`raisim.cohort.cohort_pk`). Each drug's random effects come from its own stream
+    ``pk:<drug>`` (:func:`raisim.streams.patient_normals`), so a patient's trametinib clearance is
+    the same in every regimen containing it, and depends only on ``(seed, index[i])``.
+
+    Arguments:
+        drugs: drug card names.
+        female: per patient, True for women (the cards' sex-specific values).
+        weight_kg: body weight per patient, kg (allometric exponents from the cards, 70 kg reference).
+        seed: the random effects' seed; index: the patients' numbers (their stream identity).
+        variability: False gives every patient its covariate-adjusted typical values.
+        overrides: card values per drug (``{drug: {key: value}}``, card units), applied before
+            the covariates and random effects act on them.
+
+    Returns:
+        A :class:`raisim.pk.PK` with fields of shape ``(n, n_drugs)`` (L/h, L, 1/h, h).
+
+    Raises:
+        ValueError: a drug card with more than :data:`MAX_IIV` random effects.
+    """
+    female = np.asarray(female, dtype=bool)
+    n = len(female)
+    w = np.asarray(weight_kg, dtype=float) / 70.0
+    cols: dict[str, np.ndarray] = {k: np.empty((n, len(drugs))) for k in (*PK_KEYS, "induction_rate_per_h")}
+    for j, d in enumerate(drugs):
+        by_sex = {s: drug_values(d, s) for s in ("female", "male")}
+        base = {k: np.where(female, by_sex["female"][k], by_sex["male"][k]) for k in PK_KEYS}
+        card = card_values(f"drugs/{d}.yaml")
+        for k, val in (overrides or {}).get(d, {}).items():
+            if k in base:
+                base[k] = base[k] / card[k] * val if card[k] != 0 else np.full(n, float(val))
+        base["cl_l_per_h"] = base["cl_l_per_h"] * w ** card.get("cov_cl_weight_exp", 0.0)
+        for key in ("v1_l", "v2_l"):
+            base[key] = base[key] * w ** card.get("cov_v_weight_exp", 0.0)
+        names, cov = iiv_covariance(d)
+        if names and variability:
+            if len(names) > MAX_IIV:
+                raise ValueError(f"{d}: more than {MAX_IIV} PK random effects")
+            z = patient_normals(seed, f"pk:{d}", index, MAX_IIV)[:, : len(names)]
+            eta = z @ np.linalg.cholesky(cov).T
+            for i, name in enumerate(names):
+                base[name] = base[name] * np.exp(eta[:, i])
+        for k in PK_KEYS:
+            cols[k][:, j] = base[k]
+        cols["induction_rate_per_h"][:, j] = math.log(2.0) / card["induction_t_half_h"]
+    return PK(**{k: jnp.asarray(x) for k, x in cols.items()}, names=tuple(drugs))
+
+
 def sample_population(
     drugs: tuple[str, ...],
     n: int,
@@ -55,9 +121,10 @@ def sample_population(
     sex: np.ndarray | None = None,
     weight_kg: np.ndarray | None = None,
 ) -> PK:
-    """PK parameters of ``n`` virtual patients, fields of shape ``(n, n_drugs)``.
+    """PK parameters of ``n`` virtual patients numbered 0..n−1, fields of shape ``(n, n_drugs)``
+    (:func:`population_pk`: the same draws as patients 0..n−1 of a cohort of ``seed``).
 
-    Args:
+    Arguments:
         drugs: drug card names.
         n: number of patients.
         seed: seed of the random effects (one stream per drug, so adding a drug
@@ -65,30 +132,12 @@ def sample_population(
         sex: ``"female"``/``"male"`` per patient (default: alternating, 50 % women).
         weight_kg: body weight per patient, kg (default: 70 kg for everyone).
 
-    Units of the fields as in :class:`raisim.pk.PK` (L/h, L, 1/h, h).
+    Returns:
+        A :class:`raisim.pk.PK`; units of the fields as there (L/h, L, 1/h, h).
     """
     sex = np.asarray(sex if sex is not None else np.where(np.arange(n) % 2 == 0, "female", "male"))
     weight = np.asarray(weight_kg if weight_kg is not None else np.full(n, 70.0), dtype=float)
-    cols: dict[str, np.ndarray] = {k: np.empty((n, len(drugs))) for k in (*PK_KEYS, "induction_rate_per_h")}
-    for j, d in enumerate(drugs):
-        by_sex = {s: drug_values(d, s) for s in ("female", "male")}
-        base = np.stack([[by_sex[s][k] for k in PK_KEYS] for s in sex])  # (n, keys)
-        v = card_values(f"drugs/{d}.yaml")
-        w = weight / 70.0
-        k_index = {k: i for i, k in enumerate(PK_KEYS)}
-        base[:, k_index["cl_l_per_h"]] *= w ** v.get("cov_cl_weight_exp", 0.0)
-        for key in ("v1_l", "v2_l"):
-            base[:, k_index[key]] *= w ** v.get("cov_v_weight_exp", 0.0)
-        names, cov = iiv_covariance(d)
-        if names:
-            rng = np.random.default_rng([seed, j, 104729])
-            eta = rng.multivariate_normal(np.zeros(len(names)), cov, size=n, method="cholesky")
-            for i, name in enumerate(names):
-                base[:, k_index[name]] *= np.exp(eta[:, i])
-        for k in PK_KEYS:
-            cols[k][:, j] = base[:, k_index[k]]
-        cols["induction_rate_per_h"][:, j] = math.log(2.0) / v["induction_t_half_h"]
-    return PK(**{k: jnp.asarray(x) for k, x in cols.items()}, names=tuple(drugs))
+    return population_pk(drugs, sex == "female", weight, seed=seed, index=np.arange(n))
 
 
 def _two_compartment_rates(cl, v1, q, v2):

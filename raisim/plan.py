@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-from .cohort import Cohort, patient_uniforms
+from .cohort import Cohort
 from .iodine import IodineChannels
 from .model import PatientModel, Schedule
 from .params import card_values
@@ -43,6 +43,7 @@ from .schedule import (
     grid_start_h,
     protocol_drugs,
 )
+from .streams import patient_uniforms
 from .toxicity import NO_DAY
 from .tsh import TSHForcing, stimulation_events
 
@@ -178,9 +179,9 @@ def cell_shapes(p: Protocol) -> Padding:
     grid = _grid(p, courses)
     return Padding(
         grid=len(grid),
-        doses=max(build_doses(_no_misses(p), c, 0).times_h.shape[1] for c in courses),
-        channels=max(len(build_channels(p, c)) for c in courses),
-        scans=max(len(c.scans) for c in courses),
+        doses=max(build_doses(p, c).times_h.shape[1] for c in courses),
+        channels=max(max(len(build_channels(p, c)) for c in courses), 1),  # one never-given channel
+        scans=max(max(len(c.scans) for c in courses), 1),  # one padding position without scans
         conditions=max(max((len(c.conditions) for c in courses), default=0), 1),
         courses=len(courses),
     )
@@ -217,12 +218,6 @@ def rai_numbers(rai: RAI | None, diffuse_lung_metastases: bool = False) -> list[
     ]
 
 
-def _no_misses(p: Protocol) -> Protocol:
-    if p.treatment.missed_dose_probability == 0:
-        return p
-    return p.model_copy(update={"treatment": p.treatment.model_copy(update={"missed_dose_probability": 0.0})})
-
-
 def scan_positions(p: Protocol) -> tuple[Scan, ...]:
     """The scans of the protocol's longest course, in order: the engine's scan positions.
 
@@ -253,9 +248,8 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
     grid_pad = padded_grid(grid, pad.grid)
     idx = lambda t: grid_index(grid, t)  # noqa: E731
     specs = []
-    q = _no_misses(p)
     for c in courses:
-        doses = build_doses(q, c, 0, pad_to=pad.doses)
+        doses = build_doses(p, c, pad_to=pad.doses)
         chans = build_channels(p, c, pad.channels)
         t, decay, renal, uptake = channel_arrays(chans, p.tsh.method == "withdrawal", _withdrawal_factor())
         ch_day = np.asarray([_day_of(ch.time_h) for ch in chans])
@@ -369,17 +363,18 @@ class Draws(eqx.Module):
     dose_taken: Bool[Array, "d n"]
 
 
-def cohort_draws(p: Protocol, cohort: Cohort, n_scans: int, n_dose_slots: int) -> Draws:
+def cohort_draws(p: Protocol, cohort: Cohort, plan: CellPlan) -> Draws:
     """Per-patient draws of ``cohort`` through ``p``; each depends only on the cohort seed, the stream
     and the patient's number, never on the lane, batch, chunk or device count.
 
     Streams: ``scan:<name>`` (one per scan, so a scan has the same draw in every cell),
     ``toxicity`` (AE timing, stop), ``doses:<drug>`` (one uniform per dose slot of the plan; a
-    dose is missed when it is below ``treatment.missed_dose_probability``). ``n_scans`` and
-    ``n_dose_slots``: the plan's padded sizes (counts; padding scan positions get 1, i.e. never
-    succeed).
+    dose is missed when it is below ``treatment.missed_dose_probability``). ``plan``: the cell's
+    plan (:func:`plan_cell`), whose padded sizes the draws take (padding scan positions get 1,
+    i.e. never succeed).
     """
     n = len(cohort)
+    n_scans, n_dose_slots = len(plan.readouts), plan.courses[0].dose_times_h.shape[1]
     cols = [patient_uniforms(cohort.seed, f"scan:{s.name}", cohort.index, 1)[:, 0] for s in scan_positions(p)]
     cols += [np.ones(n)] * (n_scans - len(cols))
     tox = patient_uniforms(cohort.seed, "toxicity", cohort.index, 2)
@@ -392,7 +387,10 @@ def cohort_draws(p: Protocol, cohort: Cohort, n_scans: int, n_dose_slots: int) -
     else:
         taken = np.ones((n, len(drugs), n_dose_slots), dtype=bool)
     return Draws(
-        jnp.asarray(np.stack(cols, axis=1)), jnp.asarray(tox[:, 0]), jnp.asarray(tox[:, 1]), jnp.asarray(taken)
+        jnp.asarray(np.stack(cols, axis=1) if cols else np.ones((n, 0))),
+        jnp.asarray(tox[:, 0]),
+        jnp.asarray(tox[:, 1]),
+        jnp.asarray(taken),
     )
 
 
@@ -401,6 +399,14 @@ def days_on_drug(dose_day: Int[Array, "d n"], given: Bool[Array, "d n"]) -> Floa
     seen = jax.lax.cummax(jnp.where(given, dose_day, 0), axis=1)
     before = jnp.concatenate([jnp.zeros_like(seen[:, :1]), seen[:, :-1]], axis=1)
     return jnp.sum(given & (dose_day > before), axis=1).astype(jnp.float64)
+
+
+def nth_dose_day(dose_day: Int[Array, "d n"], given: Bool[Array, "d n"], n: Int[Array, ""]) -> Int[Array, ""]:
+    """The study day of the ``n``-th day (1-based) on which any drug is given: the day a count of
+    days on TKI reaches ``n`` (holds and wholly missed days skipped); :data:`NO_DAY` if fewer."""
+    d = jnp.sort(jnp.where(given, dose_day, NO_DAY).ravel())
+    first = (d < NO_DAY) & (d != jnp.concatenate([jnp.full((1,), -1, d.dtype), d[:-1]]))
+    return jnp.min(jnp.where(first & (jnp.cumsum(first) == n), d, NO_DAY))
 
 
 def doses_given(spec: CourseSpec, draws: Draws) -> Bool[Array, "d n"]:

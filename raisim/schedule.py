@@ -116,18 +116,18 @@ def protocol_drugs(p: Protocol) -> tuple[str, ...]:
     return tuple(d.drug for d in p.treatment.regimen_for(p.patient.genotype))
 
 
-def build_doses(p: Protocol, course: Course, seed: int, pad_to: int | None = None) -> DoseSchedule:
-    """Dose times and amounts of one course (holds, dose changes and missed doses applied).
+def build_doses(p: Protocol, course: Course, pad_to: int | None = None) -> DoseSchedule:
+    """The planned doses of one course: times and amounts with holds and dose changes applied.
 
-    Missed doses are drawn with a generator seeded by ``seed`` and the drug's position in the
-    regimen, so the same seed gives the same doses in every course. ``pad_to``: dose slots per
-    drug (a count). Returns times in h and amounts in mg (see :class:`DoseSchedule`).
+    Missed doses are not drawn here: the engine draws which dose slots a patient takes from
+    its own stream (:func:`raisim.plan.cohort_draws`), for one patient and cohorts alike.
+    ``pad_to``: dose slots per drug (a count). Returns times in h and amounts in mg (see
+    :class:`DoseSchedule`).
     """
     t = p.treatment
     regimen = t.regimen_for(p.patient.genotype)
     times, amounts, days_on = [], [], []
-    for k, item in enumerate(regimen):
-        rng = np.random.default_rng([seed, k])
+    for item in regimen:
         start_h, end_h = day_to_h(t.start_day), day_to_h(course.tki_last_day + 1)
         n = int(math.ceil((end_h - start_h) / item.interval_h - 1e-9))
         tt = start_h + item.interval_h * np.arange(n)
@@ -140,8 +140,6 @@ def build_doses(p: Protocol, course: Course, seed: int, pad_to: int | None = Non
         for h in t.holds:
             if h.drug in (None, item.drug):
                 keep &= ~((day >= h.from_day) & (day <= h.to_day))
-        if t.missed_dose_probability > 0:
-            keep &= rng.random(n) >= t.missed_dose_probability
         times.append(tt[keep])
         amounts.append(dose[keep])
         days_on.append(len(np.unique(day[keep])))

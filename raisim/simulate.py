@@ -135,7 +135,7 @@ def prepare(
     plan = plan_cell(p, pad or patient_padding(p))
     model = build_model(p, overrides)
     cohort = cohort_from_patient(p, 1, seed, first=patient)
-    draws = cohort_draws(p, cohort, len(plan.readouts), plan.courses[0].dose_times_h.shape[1])
+    draws = cohort_draws(p, cohort, plan)
     draws = jax.tree_util.tree_map(lambda x: x[0], draws)
     scheds = [
         cut_schedule(spec, plan, model, NO_DAY, doses_given(spec, draws)) for spec in plan.courses[: len(courses)]

@@ -32,7 +32,7 @@ def _regimen_doses():
         rai=None,
     )
     p = protocol_from_dict(d)
-    return build_doses(p, enumerate_courses(p)[0], seed=0)
+    return build_doses(p, enumerate_courses(p)[0])
 
 
 def test_closed_form_and_ode_agree_for_linear_drugs():

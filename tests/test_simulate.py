@@ -14,8 +14,8 @@ from raisim import (
     protocol_from_dict,
     simulate,
 )
-from raisim.cohort import patient_uniforms
 from raisim.schedule import day_to_h
+from raisim.streams import patient_uniforms
 
 DESIGN_TABLE = [
     "selumetinib_4wk.yaml",
@@ -93,7 +93,7 @@ def test_discontinuation_probability_rises_with_course_length(regimen):
         d["treatment"] = {"regimens": {"ALL": STANDARD_REGIMENS[regimen]}, "stop_day": days}
         p = protocol_from_dict(d)
         course = enumerate_courses(p)[0]
-        doses = build_doses(p, course, seed=0)
+        doses = build_doses(p, course)
         tox = build_model(p).toxicity
         p_disc.append(float(tox.p_discontinuation(np.asarray(doses.days_on_drug))))
     assert 0.0 < p_disc[0] < p_disc[1] < p_disc[2] < 1.0
@@ -182,3 +182,18 @@ def test_protocols_of_similar_length_share_one_compiled_solve(caplog):
     assert len(result.course.ts) == len(grids[1])  # the padding is dropped from every output
     assert all(len(v) == len(grids[1]) for v in result.course.ys["nis"].values())
     assert result.timecourse.time_h.max() == grids[1][-1]
+
+
+def test_an_ae_falls_on_a_day_on_drug_not_in_a_hold():
+    from raisim.batch import run_cohort
+    from raisim.cohort import cohort_from_patient
+
+    d = protocol_dict(scans=[], rai=None)
+    d["treatment"]["holds"] = [{"from_day": 3, "to_day": 12}]
+    p = protocol_from_dict(d)
+    ov = {"toxicity": {"hazard_per_day_trametinib": 0.1, "discontinuation_probability": 0.0}}
+    rows = run_cohort(p, cohort_from_patient(p, 32, 0), overrides=ov)
+    days = rows["ae_day"][rows["grade3_ae"]]
+    assert len(days) > 10 and not ((days >= 3) & (days <= 12)).any(), days
+    assert (days > 12).any()  # counted from the course start, these would have fallen in the hold
+    assert (rows["days_on_tki"] == 21 - 10).all()  # no stop: every planned day off the hold taken
