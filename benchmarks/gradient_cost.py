@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from raisim.arms import arm_protocol
-from raisim.batch import SolverSettings, _patients, typical_model
+from raisim.batch import SolverSettings, _patients, patient_inputs, typical_model
 from raisim.cohort import cohort_model, sample_cohort
 from raisim.plan import cohort_draws, plan_cell
 from raisim.trials import load_trials
@@ -39,8 +39,8 @@ def main() -> None:
     cohort = sample_cohort(args.patients, 0, max_lesions=3)
     plan = plan_cell(p)
     base = cohort_model(typical_model(p, cohort.max_lesions), cohort)
-    draws = cohort_draws(p, cohort, len(plan.readouts))
-    mask, tg0 = jnp.asarray(cohort.lesion_mask), jnp.asarray(cohort.baseline_tg_ng_ml)
+    draws = cohort_draws(p, cohort, plan)
+    inputs = patient_inputs(cohort)
     # Tsit5 throughout: the stabilised tail's stage loop has a per-step trip count (no reverse mode)
     solver = SolverSettings(1e-6, 1e-9, 20_000, tail_delay_h=None)
 
@@ -50,7 +50,7 @@ def main() -> None:
             base,
             (base.nis.erk_half_max * jnp.exp(theta[0]), base.iodine.lesion_uptake_l_per_h_per_g * jnp.exp(theta[1])),
         )
-        out = _patients(m, plan, draws, mask, tg0, solver)
+        out = _patients(m, plan, draws, inputs, solver, False)
         return jnp.mean(out["readout_p"])
 
     theta = jnp.zeros(2)

@@ -32,6 +32,7 @@ Units: time h, float64 (as in raisim).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -555,85 +556,75 @@ def patient_model(models, i: int, n_lesions: int):
     )
 
 
-def patient_protocol(p, cohort, i: int):
-    """The cell's protocol with patient ``i``'s covariates and lesions (names lesion1..k)."""
-    from raisim.cohort import lesion_sites
-    from raisim.protocol import protocol_from_dict
+def reference_patient(p, cohort, models, i: int, rtol: float, atol: float, method: str = "LSODA", pad=None) -> dict:
+    """One virtual patient through every course of ``p``, each course solved with scipy.
 
-    k = int(cohort.n_lesions[i])
-    sites = lesion_sites(cohort)
-    d = p.model_dump(mode="json")
-    d["patient"].update(
-        sex="female" if cohort.female[i] else "male",
-        weight_kg=float(cohort.weight_kg[i]),
-        baseline_tg_ng_ml=float(cohort.baseline_tg_ng_ml[i]),
-        diffuse_lung_metastases=False,
-        lesions=[
-            {"name": f"lesion{j + 1}", "site": str(sites[i, j]), "mass_g": float(cohort.lesion_mass_g[i, j])}
-            for j in range(k)
-        ],
-    )
-    return protocol_from_dict(d)
+    The hand-written loop a sweep replaces: per course, the engine's cut (missed doses, the AE
+    and a discontinuation: :func:`raisim.batch.course_cut`), a scipy solve of the patient's real
+    lesions, then the engine's own outcome rules (:func:`raisim.batch.course_outcome` and
+    :func:`raisim.batch.follow_course`, run unbatched) on that solution. Only the solver differs
+    from the cohort row of the same patient, so the two are compared patient by patient.
 
+    Arguments:
+        p: the protocol; cohort: the virtual patients; models: their batched ``PatientModel``
+            (``cohort_model``); i: the patient's row; rtol, atol: scipy's tolerances; method: a
+            name of :data:`METHODS`; pad: the plan's padding (default: the protocol's own).
 
-def reference_patient(p, cohort, models, draws, i: int, rtol: float, atol: float, method: str = "LSODA") -> dict:
-    """One virtual patient through every course of ``p`` with scipy and the single-patient outcome code.
-
-    The same rules as :func:`raisim.simulate.simulate` (toxicity drawn on each course's planned days,
-    a discontinuation cuts the course, the first course whose conditions the drawn readouts meet is
-    followed), with the batched engine's per-patient uniforms, so the two can be compared patient by
-    patient.
+    Returns:
+        The patient's record: the :data:`raisim.batch.SUMMARY_KEYS` and ``readout_p``,
+        ``course`` (numpy scalars and arrays, units as :func:`raisim.batch.run_cohort`).
     """
-    from raisim.batch import scan_names
-    from raisim.outcomes import CourseArrays, scan_readouts
-    from raisim.plan import _grid
-    from raisim.schedule import build_channels, build_doses, enumerate_courses
-    from raisim.simulate import _outcome, build_schedule, discontinued_course
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
 
-    pi = patient_protocol(p, cohort, i)
-    k = int(cohort.n_lesions[i])
-    model = patient_model(models, i, k)
-    courses = enumerate_courses(pi)
-    grid = _grid(pi, courses)
-    n_ch = max(len(build_channels(pi, c)) for c in courses)
-    pad = max(build_doses(pi, c, 0).times_h.shape[1] for c in courses)
-    scan_u = {name: float(draws.scan_u[i, j]) for j, name in enumerate(scan_names(pi))}
-    solved, readouts = [], []
-    for c in courses:
-        days = build_doses(pi, c, 0).days_on_drug
-        ev = model.toxicity.draw_event(days, float(draws.ae_u[i]), float(draws.stop_u[i]))
-        if ev["discontinued"]:
-            c = discontinued_course(c, pi.treatment.start_day + ev["ae_day_on_tki"] - 1)
-        sched, doses, channels = build_schedule(pi, model, c, 0, n_ch, pad)
-        ys = solve_reference(model, sched, grid, rtol=rtol, atol=atol, method=method)
-        ca = CourseArrays(c, channels, doses, grid, ys, True, 0)
-        solved.append(ca)
-        readouts.append(scan_readouts(pi, model, ca))
-    chosen = 0
-    for j, ca in enumerate(solved):
-        r = readouts[j]
-        conds = [(n, ok) for n, ok in ca.course.conditions if n != "discontinued_for_toxicity"]
-        if all((n in r and scan_u[n] < r[n].p_success) == ok for n, ok in conds):
-            chosen = j
-            break
-    outcome, _ = _outcome(pi, model, solved[chosen], readouts[chosen], 0, solved)
-    months = {rec["month"]: rec for rec in outcome.recist}
-    return {
-        "readout_p": _readout_p(pi, readouts[chosen]),
-        "treated": bool(outcome.rai["treated"]),
-        "activity_gbq": float(outcome.rai["activity_gbq"]) if outcome.rai["treated"] else 0.0,
-        "best_lesion_gy": max(les.absorbed_dose_gy for les in outcome.lesions),
-        **{f"sum_change_pct_{m:g}m": rec["change_from_baseline_pct"] for m, rec in months.items()},
-        **{f"recist_{m:g}m": rec["category"] for m, rec in months.items()},
-        "pfs_months": np.nan if outcome.progression_free_months is None else outcome.progression_free_months,
-    }
+    from raisim.batch import patient_inputs
+    from raisim.model import Solution
+    from raisim.plan import cohort_draws, plan_cell
+
+    plan = plan_cell(p, pad)
+    take = lambda tree: jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) else x, tree)  # noqa: E731
+    draws = take(cohort_draws(p, cohort, plan))
+    inputs = take(patient_inputs(cohort))
+    n = models.iodine.lesion_mass_g.shape[0]
+    model = jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) and x.ndim and x.shape[0] == n else x, models)
+    real = patient_model(models, i, int(cohort.n_lesions[i]))
+    slots = model.iodine.lesion_mass_g.shape[0]
+    grid = np.asarray(plan.grid_h)
+    cut_rule, outcome_rule, follow_rule = _engine_rules()
+    recs = []
+    for spec in plan.courses:
+        cut = cut_rule(plan, spec, model, draws)
+        ys = solve_reference(real, cut["sched"], grid, rtol=rtol, atol=atol, method=method)
+        ys = _pad_lesions(ys, slots)
+        sol = Solution(jnp.asarray(grid), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(True), jnp.asarray(0))
+        recs.append(outcome_rule(plan, spec, model, draws, inputs, cut, sol))
+    return jax.tree_util.tree_map(np.asarray, follow_rule(plan, recs))
 
 
-def _readout_p(p, readouts) -> float:
-    from raisim.plan import readout_scan_name
+@functools.cache
+def _engine_rules():
+    """The engine's cut, outcome and follow rules, compiled once per protocol (run eagerly, op by
+    op, they would cost more than the scipy solve, which a loop around numpy rules would not)."""
+    import equinox as eqx
 
-    r = readouts.get(readout_scan_name(p))
-    return float(r.p_success) if r is not None and r.p_success is not None else 0.0
+    from raisim.batch import course_cut, course_outcome, follow_course
+
+    return eqx.filter_jit(course_cut), eqx.filter_jit(course_outcome), eqx.filter_jit(follow_course)
+
+
+def _pad_lesions(ys: dict, slots: int) -> dict:
+    """Lesion-axis states of the real lesions padded to the cohort's lesion slots (copies of the
+    first lesion: finite, and masked out by the outcome rules)."""
+
+    def pad(x):
+        return np.concatenate([x, np.repeat(x[..., :1], slots - x.shape[-1], axis=-1)], axis=-1)
+
+    ys = {k: dict(v) if isinstance(v, dict) else v for k, v in ys.items()}
+    ys["nis"] = {k: pad(v) for k, v in ys["nis"].items()}
+    ys["iodine"]["lesion"] = pad(ys["iodine"]["lesion"])
+    ys["iodine"]["cum_lesion"] = pad(ys["iodine"]["cum_lesion"])
+    return ys
 
 
 __all__ = [
@@ -643,7 +634,6 @@ __all__ = [
     "Segment",
     "breakpoints",
     "patient_model",
-    "patient_protocol",
     "reference_patient",
     "solve_reference",
     "solve_reference_with_stats",

@@ -73,7 +73,7 @@ def setup(protocol_path: Path, days: float, grid_kind: str, seed: int = 0):
         grid = prep.grid[prep.grid <= t_end]
         if grid[-1] < t_end:
             grid = np.unique(np.concatenate([grid, np.arange(grid[-1], t_end, 24.0), [t_end]]))
-    return p, prep.model, prep.courses[0], prep.schedules[0][0], grid
+    return p, prep.model, prep.courses[0], prep.schedules[0], grid
 
 
 # ---------------------------------------------------------------------------
