@@ -47,9 +47,16 @@ class Course:
         if not self.conditions:
             cond = "all patients"
         else:
-            cond = ", ".join(f"{n} {'succeeds' if ok else 'fails'}" for n, ok in self.conditions)
+            cond = ", ".join(
+                "discontinued for toxicity" if n == STOP_CONDITION else f"{n} {'succeeds' if ok else 'fails'}"
+                for n, ok in self.conditions
+            )
         rai = f"RAI on day {self.rai_day}" if self.rai_day is not None else "no RAI"
         return f"{cond}: TKI to day {self.tki_last_day}, {rai}"
+
+
+#: The condition a course cut by a toxicity stop carries (see ``raisim.simulate.discontinued_course``).
+STOP_CONDITION = "discontinued_for_toxicity"
 
 
 def enumerate_courses(p: Protocol) -> list[Course]:

@@ -41,6 +41,7 @@ from .protocol import Protocol
 from .response import sphere_diameter_mm
 from .schedule import (
     FAR_FUTURE_H,
+    STOP_CONDITION,
     Channel,
     Course,
     DoseSchedule,
@@ -179,11 +180,15 @@ def _doses(p: Protocol, times_h: np.ndarray, mg: np.ndarray, days: np.ndarray | 
 
 
 def discontinued_course(course: Course, last_tki_day: int) -> Course:
-    """The rest of ``course`` skipped after a toxicity stop: TKI to ``last_tki_day`` (study day), no later scans/RAI."""
+    """The rest of ``course`` skipped after a toxicity stop: TKI to ``last_tki_day`` (study day), no
+    later scans/RAI; only the conditions on scans still done are kept (the others were not met
+    by a readout but by the stop)."""
     rai = course.rai_day if course.rai_day is not None and course.rai_day <= last_tki_day else None
+    scans = tuple(s for s in course.scans if s.day <= last_tki_day)
+    done = {s.name for s in scans}
     return Course(
-        conditions=(*course.conditions, ("discontinued_for_toxicity", True)),
-        scans=tuple(s for s in course.scans if s.day <= last_tki_day),
+        conditions=(*((n, ok) for n, ok in course.conditions if n in done), (STOP_CONDITION, True)),
+        scans=scans,
         rai_day=rai,
         tki_last_day=last_tki_day,
     )

@@ -188,19 +188,23 @@ class ParameterSet:
 
     ``source``: ``"typical"`` (the cards) or ``"posterior"``; ``draw``: the posterior draw's row
     number (None for typical); ``overrides``: the values as per-block overrides (card units);
-    ``describe()``: one line for headers and manifests.
+    ``n_draws``: the posterior's draws (a count); ``central``: the draw is the one nearest the
+    median (:func:`central_draw`); ``describe()``: one line for headers and manifests.
     """
 
     source: str
     draw: int | None
     overrides: dict
     path: str | None = None
+    n_draws: int | None = None
+    central: bool = False
 
     def describe(self) -> str:
-        """E.g. ``posterior draw 1234 of 4000 (nearest the median)`` or ``typical (parameter cards)``."""
+        """One line, e.g. ``posterior draw 647 of 4000, nearest the median (posterior.nc)``."""
         if self.source == "typical":
             return "typical values (parameter cards)"
-        return f"posterior draw {self.draw} ({self.path})"
+        which = ", nearest the median" if self.central else ""
+        return f"posterior draw {self.draw} of {self.n_draws}{which} ({self.path})"
 
 
 def shipped_posterior() -> Path:
@@ -272,4 +276,4 @@ def parameter_set(parameters: str | int = "posterior", posterior: str | Path | N
     else:
         raise InputError("<parameters>", "parameters", "typical, posterior or a posterior draw number", got=parameters)
     row = {k: float(v) for k, v in table.iloc[draw].items() if pd.notna(v)}
-    return ParameterSet("posterior", draw, overrides_from_values(row), path.name)
+    return ParameterSet("posterior", draw, overrides_from_values(row), path.name, len(table), parameters == "posterior")

@@ -78,7 +78,7 @@ def test_missed_doses_lung_lesions_aes_and_stops_are_the_same_for_one_patient_an
     one = raisim.simulate(
         p, seed=seed, overrides=ov, parameters="typical", patient=int(np.argmax(rows["discontinued"]))
     )
-    assert one.outcome.toxicity["discontinued"] and "discontinued_for_toxicity" in one.outcome.course
+    assert one.outcome.toxicity["discontinued"] and "discontinued for toxicity" in one.outcome.course
 
 
 def test_simulate_by_default_uses_the_posterior_that_sweeps_use():
