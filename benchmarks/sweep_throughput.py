@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from reference_scipy import reference_patient  # noqa: E402
 
 from raisim import use_cpu_cores  # noqa: E402
-from raisim.batch import run_cohort, sweep_solver, typical_model  # noqa: E402
+from raisim.batch import run_cohort, typical_model  # noqa: E402
 from raisim.cohort import cohort_model, sample_cohort  # noqa: E402
 from raisim.devices import available_cores  # noqa: E402
 from raisim.store import library_versions  # noqa: E402
@@ -152,7 +152,7 @@ def main() -> None:
     p = cell.protocol
     cfg = sweep.config
     given = {k: v for k, v in (("dtype", args.dtype), ("rtol", args.rtol), ("atol", args.atol)) if v is not None}
-    solver = sweep_solver(type(cfg.solver).model_validate(cfg.solver.model_dump() | given), args.micro_batch)
+    solver = type(cfg.solver).model_validate(cfg.solver.model_dump() | given).settings(args.micro_batch)
     cohort = sample_cohort(args.patients, cfg.seed, max_lesions=cfg.cohort.max_lesions)
     out, rs = time_raisim(p, cohort, solver)
     rate, compile_s = rs["patient_protocols_per_s"], rs["compile_s_approx"]

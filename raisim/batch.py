@@ -24,7 +24,6 @@ Units: time h, activity GBq, dose Gy, diameters mm, Tg ng/mL, months of
 from __future__ import annotations
 
 import concurrent.futures
-from typing import TYPE_CHECKING
 
 import equinox as eqx
 import jax
@@ -69,9 +68,6 @@ from .response import Response, sphere_diameter_mm
 from .schedule import protocol_drugs
 from .toxicity import NO_DAY, Toxicity
 
-if TYPE_CHECKING:
-    from .sweep import SolverSettingsConfig
-
 
 class SolverSettings(eqx.Module):
     """Tolerances and step budget of the batched solve (static: part of the compiled function).
@@ -98,20 +94,6 @@ def protocol_solver(p: Protocol, course: int | None = None, micro_batch: int = 1
     ``micro_batch``: patients solved in lockstep (a count; 1 for one patient)."""
     return SolverSettings(
         p.solver.rtol, p.solver.atol, p.solver.max_steps, course, micro_batch, tail_delay_h=p.solver.tail_delay_h
-    )
-
-
-def sweep_solver(solver: SolverSettingsConfig, micro_batch: int = 16) -> SolverSettings:
-    """A sweep config's ``solver`` section (tolerances, step budget, precision, tail) as settings of the
-    batched engine; ``micro_batch``: patients solved in lockstep (a count)."""
-    return SolverSettings(
-        solver.rtol,
-        solver.atol,
-        solver.max_steps,
-        None,
-        micro_batch,
-        dtype=solver.dtype,
-        tail_delay_h=solver.tail_delay_h,
     )
 
 

@@ -52,6 +52,7 @@ from .likelihood import TableLikelihood, numpyro_model
 from .params import MODELS_DIR, load_card, read_yaml
 from .predict import summarise_pmf
 from .trials import TrialsTable, load_trials
+from .uncertainty import load_posterior
 
 SHIPPED = MODELS_DIR / "posterior"
 
@@ -512,20 +513,6 @@ def prior_params(lik: TableLikelihood, n: int, seed: int) -> list[dict]:
         }
         for i in range(n)
     ]
-
-
-def load_posterior(path: str | Path) -> pd.DataFrame:
-    """Posterior draws of a ``posterior.nc`` as a table with ``card:parameter`` columns (one row per
-    draw, values in each card's unit)."""
-    try:
-        idata = az.from_netcdf(str(path))
-        cards = json.loads(idata.posterior.attrs["card_parameters"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise InputError(
-            path, "posterior", f"a posterior.nc written by raisim calibrate ({type(exc).__name__})"
-        ) from None
-    post = idata.posterior.stack(sample=("chain", "draw"))
-    return pd.DataFrame({cards[v]: post[v].to_numpy() for v in cards})
 
 
 def run_calibration(args) -> int:

@@ -27,7 +27,7 @@ import jax
 import pandas as pd
 import pyarrow.parquet as pq
 
-from .batch import outcome_frame, run_cohort, scan_names, sweep_solver
+from .batch import outcome_frame, run_cohort, scan_names
 from .cohort import sample_cohort
 from .errors import InputError
 from .params import all_cards
@@ -198,7 +198,7 @@ def run_sweep(
         )
     todo = [u for u in mine if not _complete(chunks / f"{u.name}.parquet")]
     pad = merge_padding([cell_shapes(c.protocol) for c in sweep.cells])
-    solver = sweep_solver(cfg.solver)
+    solver = cfg.solver.settings()
     cells = {c.index: c for c in sweep.cells}
     total = sum(len(block_patients(sweep, u.block)) for u in todo)
     bar = _progress(total, progress)

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .batch import SolverSettings
 from .errors import InputError
 from .params import read_yaml
 from .protocol import TAIL_DELAY_H, Protocol, _submodel, protocol_from_dict
@@ -86,6 +87,13 @@ class Parameters(_Strict):
 
 class SolverSettingsConfig(_Strict):
     """The batched solve: tolerances (``atol`` in state units), step budget (a count), float precision."""
+
+    def settings(self, micro_batch: int = 16) -> SolverSettings:
+        """These settings as the engine's :class:`raisim.batch.SolverSettings`; ``micro_batch``:
+        patients solved in lockstep (a count)."""
+        return SolverSettings(
+            self.rtol, self.atol, self.max_steps, None, micro_batch, dtype=self.dtype, tail_delay_h=self.tail_delay_h
+        )
 
     rtol: float = Field(1e-6, gt=0, lt=1e-2, description="relative tolerance of the batched solve")
     atol: float = Field(1e-9, gt=0, description="absolute tolerance (state units: mg, folds, MBq per MBq)")

@@ -18,10 +18,12 @@ Each draw is returned as the ``overrides`` mapping that the model builders take
 from __future__ import annotations
 
 import functools
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import arviz as az
 import numpy as np
 import pandas as pd
 
@@ -137,6 +139,20 @@ def typical_draws() -> pd.DataFrame:
     return pd.DataFrame([{}])
 
 
+def load_posterior(path: str | Path) -> pd.DataFrame:
+    """Posterior draws of a ``posterior.nc`` as a table with ``card:parameter`` columns (one row per
+    draw, values in each card's unit)."""
+    try:
+        idata = az.from_netcdf(str(path))
+        cards = json.loads(idata.posterior.attrs["card_parameters"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(
+            path, "posterior", f"a posterior.nc written by raisim calibrate ({type(exc).__name__})"
+        ) from None
+    post = idata.posterior.stack(sample=("chain", "draw"))
+    return pd.DataFrame({cards[v]: post[v].to_numpy() for v in cards})
+
+
 def read_draws(path: str | Path, source: str | Path, field: str) -> pd.DataFrame:
     """A draws table from a ``posterior.nc`` (``raisim calibrate``) or a CSV with ``card:parameter`` columns.
 
@@ -144,8 +160,6 @@ def read_draws(path: str | Path, source: str | Path, field: str) -> pd.DataFrame
     """
     p = Path(path)
     if p.suffix == ".nc":
-        from .calibrate import load_posterior
-
         if not p.exists():
             raise InputError(source, field, "an existing posterior.nc or draws CSV", got=str(p))
         return load_posterior(p)

@@ -57,7 +57,7 @@ def _check_simulate_is_the_cohort_row(p, overrides, n, seed):
 @pytest.mark.parametrize("name", FAST_PROTOCOLS)
 def test_simulate_is_the_cohort_row_of_the_same_patient(name):
     p = raisim.load_protocol(PROTOCOLS / name)
-    _check_simulate_is_the_cohort_row(p, None, 3, 5)
+    _check_simulate_is_the_cohort_row(p, None, 2, 5)
 
 
 @pytest.mark.slow
@@ -81,6 +81,7 @@ def test_missed_doses_lung_lesions_aes_and_stops_are_the_same_for_one_patient_an
     assert one.outcome.toxicity["discontinued"] and "discontinued for toxicity" in one.outcome.course
 
 
+@pytest.mark.slow  # two more compiled kernels; the CLI tests run simulate on the default posterior in CI
 def test_simulate_by_default_uses_the_posterior_that_sweeps_use():
     p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
     posterior = parameter_set("posterior")
