@@ -46,6 +46,7 @@ from .schedule import (
     Course,
     DoseSchedule,
     build_channels,
+    build_doses,
     day_to_h,
     enumerate_courses,
     grid_start_h,
@@ -161,22 +162,16 @@ def build_schedule(
     sched = cut_schedule(spec, plan, build_model(p), NO_DAY)
     return (
         sched,
-        _doses(p, np.asarray(sched.dose_times_h), np.asarray(sched.dose_mg), None),
+        build_doses(p, course, pad_to=pad.doses),
         build_channels(p, course, pad.channels),
     )
 
 
-def _doses(p: Protocol, times_h: np.ndarray, mg: np.ndarray, days: np.ndarray | None) -> DoseSchedule:
-    """The doses of a schedule (slots at the far future are not given), compacted per drug."""
-    given = times_h < FAR_FUTURE_H / 2
-    T, A = np.full_like(times_h, FAR_FUTURE_H), np.zeros_like(mg)
-    for i in range(times_h.shape[0]):
-        k = int(given[i].sum())
-        T[i, :k], A[i, :k] = times_h[i][given[i]], mg[i][given[i]]
-    if days is None:
-        days = np.asarray([len(np.unique(np.floor(t[g] / 24.0))) for t, g in zip(times_h, given, strict=True)], float)
+def _doses(p: Protocol, times_h: np.ndarray, mg: np.ndarray, days: np.ndarray) -> DoseSchedule:
+    """The doses of the engine's cut schedule (each drug's doses first, in time order; slots at the
+    far future are not given), with the engine's days on each drug."""
     drugs = tuple(d.drug for d in p.treatment.regimen_for(p.patient.genotype))
-    return DoseSchedule(drugs, T, A, np.asarray(days, float), given.sum(axis=1))
+    return DoseSchedule(drugs, times_h, mg, np.asarray(days, float), (times_h < FAR_FUTURE_H / 2).sum(axis=1))
 
 
 def discontinued_course(course: Course, last_tki_day: int) -> Course:
