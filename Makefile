@@ -19,16 +19,20 @@ demo: $(STAMP)
 	$(VENV)/bin/raisim sweep configs/sweeps/duration_demo.yaml --out results/demo_sweep --force
 	$(VENV)/bin/raisim simulate configs/protocols/erriti_21d.yaml --patient 1 --out results/demo --force
 
-## test: the fast test suite (what CI runs), over TEST_WORKERS processes (pytest-xdist; CI has 2 cores)
+## test: the layer contracts (import-linter, pyproject.toml), then the fast test suite (what CI runs) over
+## TEST_WORKERS processes (pytest-xdist; CI has 2 cores), with runtime shape checks of raisim.core and raisim.engine
 TEST_WORKERS ?= 2
 test: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -m "not slow" -q -n $(TEST_WORKERS)
 
 ## test-all: every test, slow ones included
 test-all: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check raisim tests benchmarks scripts
 	$(VENV)/bin/ruff format --check raisim tests benchmarks scripts
 

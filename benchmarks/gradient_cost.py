@@ -22,11 +22,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from raisim.arms import arm_protocol
-from raisim.batch import SolverSettings, _patients, patient_inputs, typical_model
-from raisim.cohort import cohort_model, sample_cohort
-from raisim.plan import cohort_draws, plan_cell
-from raisim.trials import load_trials
+from raisim.engine.batch import SolverSettings, _patients, typical_model
+from raisim.engine.cohort import cohort_model, sample_cohort
+from raisim.engine.course import patient_inputs
+from raisim.engine.plan import cohort_draws, plan_cell
+from raisim.io.trials import load_trials
+from raisim.protocol.arms import arm_protocol
 
 
 def main() -> None:
@@ -51,7 +52,7 @@ def main() -> None:
             (base.nis.erk_half_max * jnp.exp(theta[0]), base.iodine.lesion_uptake_l_per_h_per_g * jnp.exp(theta[1])),
         )
         out = _patients(m, plan, draws, inputs, solver, False)
-        return jnp.mean(out["readout_p"])
+        return jnp.mean(out.readout_p)
 
     theta = jnp.zeros(2)
     f, g = jax.jit(arm_p), jax.jit(jax.grad(arm_p))
@@ -71,4 +72,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main()

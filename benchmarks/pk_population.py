@@ -29,16 +29,13 @@ from pathlib import Path
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 import jax  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)
-
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from raisim.pkpop import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk  # noqa: E402
+from raisim.biology.population_pk import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk  # noqa: E402
 
 DRUGS = ("trametinib", "dabrafenib")
 REGIMEN = {"trametinib": (2.0, 24.0), "dabrafenib": (150.0, 12.0)}
@@ -149,11 +146,11 @@ def main(argv=None) -> int:
 
     def ode1(pk):
         ys, ok = solve_pk(pk, T1, A1, ts, rtol=args.rtol, atol=args.atol)
-        return summary(jnp.where(ok, concentration_ng_ml(pk, ys["central_mg"]), jnp.nan))
+        return summary(jnp.where(ok, concentration_ng_ml(pk, ys.central_mg), jnp.nan))
 
     def ode2(pk):
         ys, ok = solve_pk(pk, T2, A2, ts, rtol=args.rtol, atol=args.atol)
-        return summary(jnp.where(ok, concentration_ng_ml(pk, ys["central_mg"]), jnp.nan))
+        return summary(jnp.where(ok, concentration_ng_ml(pk, ys.central_mg), jnp.nan))
 
     res = {}
     for name, pop, fn in (
@@ -233,4 +230,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Independent reference solution of the coupled patient model: numpy + scipy.
 
-The same ODE as :func:`raisim.model.vector_field`, written again from the
+The same ODE as :func:`raisim.core.model.vector_field`, written again from the
 equations of the blocks (PK, pathway, NIS, iodine, TSH forcing) in plain
 numpy. Nothing jax runs inside the right-hand side: the parameters are read
 out of the ``PatientModel`` / ``Schedule`` equinox modules once, up front, as
@@ -25,7 +25,7 @@ Usage::
 
     from benchmarks.reference_scipy import solve_reference   # or put benchmarks/ on sys.path
     ys = solve_reference(model, schedule, save_ts, rtol=1e-10, atol=1e-14, method="DOP853")
-    ys["pathway"]["erk"]  # shape (len(save_ts),), same layout as raisim.model.solve(...).ys
+    ys.pathway.erk  # shape (len(save_ts),), same layout as raisim.core.model.solve(...).ys
 
 Units: time h, float64 (as in raisim).
 """
@@ -225,7 +225,7 @@ class Params:
 
 
 # ---------------------------------------------------------------------------
-# State layout: the pytree of raisim.model.initial_state, flattened
+# State layout: the pytree of raisim.core.model.initial_state, flattened
 # ---------------------------------------------------------------------------
 
 
@@ -264,15 +264,24 @@ class Layout:
         self.size = i
         self.s = {"/".join(path): sl for path, _, sl in self.leaves}
 
-    def unflatten(self, Y: np.ndarray) -> dict:
-        """(T, size) array → nested dict of arrays with a leading time axis."""
+    def unflatten(self, Y: np.ndarray):
+        """(T, size) array → the model's state record (:class:`raisim.core.state.PatientState`) of
+        numpy arrays with a leading time axis."""
+        from raisim.core.state import IodineState, NISState, PathwayState, PatientState, PKState
+
         out: dict = {}
         for path, shape, sl in self.leaves:
             d = out
             for part in path[:-1]:
                 d = d.setdefault(part, {})
             d[path[-1]] = Y[:, sl].reshape((Y.shape[0], *shape))
-        return out
+        return PatientState(
+            pk=PKState(**out["pk"]),
+            pathway=PathwayState(**out["pathway"]),
+            nis=NISState(**out["nis"]),
+            iodine=IodineState(**out["iodine"]),
+            cum_erk_inhibition_h=out["cum_erk_inhibition_h"],
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -524,15 +533,15 @@ def solve_reference(
     """Solve the coupled model from ``save_ts[0]`` to ``save_ts[-1]`` with scipy, piecewise between kinks.
 
     Args:
-        model: a ``raisim.model.PatientModel`` (read once, converted to numpy).
-        schedule: a ``raisim.model.Schedule`` of the same patient.
+        model: a ``raisim.core.model.PatientModel`` (read once, converted to numpy).
+        schedule: a ``raisim.core.model.Schedule`` of the same patient.
         save_ts: output times, h, non-decreasing; the first is the initial time.
         rtol, atol: tolerances of the scipy method.
         method: ``"LSODA"`` (default), ``"RK45"`` or ``"DOP853"``.
 
     Returns:
-        The nested dict of numpy arrays of ``raisim.model.solve(...).ys``, same keys and shapes
-        (leading time axis).
+        The state record of ``raisim.core.model.solve(...).ys``
+        (:class:`raisim.core.state.PatientState`), numpy arrays of the same shapes (leading time axis).
     """
     return solve_reference_with_stats(model, schedule, save_ts, rtol=rtol, atol=atol, method=method)[0]
 
@@ -560,9 +569,9 @@ def reference_patient(p, cohort, models, i: int, rtol: float, atol: float, metho
     """One virtual patient through every course of ``p``, each course solved with scipy.
 
     The hand-written loop a sweep replaces: per course, the engine's cut (missed doses, the AE
-    and a discontinuation: :func:`raisim.batch.course_cut`), a scipy solve of the patient's real
-    lesions, then the engine's own outcome rules (:func:`raisim.batch.course_outcome` and
-    :func:`raisim.batch.follow_course`, run unbatched) on that solution. Only the solver differs
+    and a discontinuation: :func:`raisim.engine.course.course_cut`), a scipy solve of the patient's real
+    lesions, then the engine's own outcome rules (:func:`raisim.engine.course.course_outcome` and
+    :func:`raisim.engine.course.follow_course`, run unbatched) on that solution. Only the solver differs
     from the cohort row of the same patient, so the two are compared patient by patient.
 
     Arguments:
@@ -571,16 +580,16 @@ def reference_patient(p, cohort, models, i: int, rtol: float, atol: float, metho
             name of :data:`METHODS`; pad: the plan's padding (default: the protocol's own).
 
     Returns:
-        The patient's record: the :data:`raisim.batch.SUMMARY_KEYS` and ``readout_p``,
-        ``course`` (numpy scalars and arrays, units as :func:`raisim.batch.run_cohort`).
+        The patient's record: the :data:`raisim.engine.course.SUMMARY_KEYS` and ``readout_p``,
+        ``course`` (numpy scalars and arrays, units as :func:`raisim.engine.batch.run_cohort`).
     """
     import equinox as eqx
     import jax
     import jax.numpy as jnp
 
-    from raisim.batch import patient_inputs
-    from raisim.model import Solution
-    from raisim.plan import cohort_draws, plan_cell
+    from raisim.core.model import Solution
+    from raisim.engine.course import patient_inputs
+    from raisim.engine.plan import cohort_draws, plan_cell
 
     plan = plan_cell(p, pad)
     take = lambda tree: jax.tree_util.tree_map(lambda x: x[i] if eqx.is_array(x) else x, tree)  # noqa: E731
@@ -595,11 +604,11 @@ def reference_patient(p, cohort, models, i: int, rtol: float, atol: float, metho
     recs = []
     for spec in plan.courses:
         cut = cut_rule(plan, spec, model, draws)
-        ys = solve_reference(real, cut["sched"], grid, rtol=rtol, atol=atol, method=method)
+        ys = solve_reference(real, cut.schedule, grid, rtol=rtol, atol=atol, method=method)
         ys = _pad_lesions(ys, slots)
         sol = Solution(jnp.asarray(grid), jax.tree_util.tree_map(jnp.asarray, ys), jnp.asarray(True), jnp.asarray(0))
         recs.append(outcome_rule(plan, spec, model, draws, inputs, cut, sol))
-    return jax.tree_util.tree_map(np.asarray, follow_rule(plan, recs))
+    return jax.tree_util.tree_map(np.asarray, follow_rule(plan, recs).columns())
 
 
 @functools.cache
@@ -608,23 +617,25 @@ def _engine_rules():
     op, they would cost more than the scipy solve, which a loop around numpy rules would not)."""
     import equinox as eqx
 
-    from raisim.batch import course_cut, course_outcome, follow_course
+    from raisim.engine.course import course_cut, course_outcome, follow_course
 
     return eqx.filter_jit(course_cut), eqx.filter_jit(course_outcome), eqx.filter_jit(follow_course)
 
 
-def _pad_lesions(ys: dict, slots: int) -> dict:
+def _pad_lesions(ys, slots: int):
     """Lesion-axis states of the real lesions padded to the cohort's lesion slots (copies of the
     first lesion: finite, and masked out by the outcome rules)."""
+
+    import equinox as eqx
+    import jax
 
     def pad(x):
         return np.concatenate([x, np.repeat(x[..., :1], slots - x.shape[-1], axis=-1)], axis=-1)
 
-    ys = {k: dict(v) if isinstance(v, dict) else v for k, v in ys.items()}
-    ys["nis"] = {k: pad(v) for k, v in ys["nis"].items()}
-    ys["iodine"]["lesion"] = pad(ys["iodine"]["lesion"])
-    ys["iodine"]["cum_lesion"] = pad(ys["iodine"]["cum_lesion"])
-    return ys
+    ys = eqx.tree_at(lambda y: y.nis, ys, jax.tree_util.tree_map(pad, ys.nis))
+    return eqx.tree_at(
+        lambda y: (y.iodine.lesion, y.iodine.cum_lesion), ys, (pad(ys.iodine.lesion), pad(ys.iodine.cum_lesion))
+    )
 
 
 __all__ = [

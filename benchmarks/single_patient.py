@@ -4,7 +4,7 @@ One patient (the protocol's typical patient, first course: for ERRITI the
 selection scan succeeds and I-131 is given on day 25) is simulated over a
 fixed horizon (200 days by default). Reported:
 
-- jax compile time of ``raisim.model.solve``, measured two ways:
+- jax compile time of ``raisim.core.model.solve``, measured two ways:
   *first call − median warm call* (what a user sees on the first solve:
   tracing + lowering + XLA compilation), and ahead-of-time
   ``solve.lower(...)`` / ``.compile()`` after ``jax.clear_caches()``;
@@ -42,24 +42,21 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import jax  # noqa: E402
-
-jax.config.update("jax_enable_x64", True)
-
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from reference_scipy import solve_reference_with_stats  # noqa: E402
 
 from raisim import load_protocol  # noqa: E402
-from raisim.devices import available_cores  # noqa: E402
-from raisim.model import solve  # noqa: E402
-from raisim.simulate import prepare  # noqa: E402
+from raisim.core.model import solve  # noqa: E402
+from raisim.engine.simulate import prepare  # noqa: E402
+from raisim.runtime import available_cores  # noqa: E402
 
 DEFAULT_PROTOCOL = REPO / "configs" / "protocols" / "erriti_21d.yaml"
 TIGHT = {"method": "DOP853", "rtol": 1e-10, "atol": 1e-14}
 
 
 # ---------------------------------------------------------------------------
-# Set-up (as raisim.simulate.simulate does it)
+# Set-up (as raisim.engine.simulate.simulate does it)
 # ---------------------------------------------------------------------------
 
 
@@ -91,10 +88,10 @@ def _rel(x: np.ndarray, ref: np.ndarray) -> float:
 
 def _quantities(ys, drug: str) -> dict[str, np.ndarray]:
     return {
-        "erk": np.asarray(ys["pathway"]["erk"]),
-        "membrane_nis": np.asarray(ys["nis"]["membrane"]),
-        f"{drug}_central_mg": np.asarray(ys["pk"]["central_mg"])[:, 0],
-        "lesion_iodine": np.asarray(ys["iodine"]["lesion"]),
+        "erk": np.asarray(ys.pathway.erk),
+        "membrane_nis": np.asarray(ys.nis.membrane),
+        f"{drug}_central_mg": np.asarray(ys.pk.central_mg)[:, 0],
+        "lesion_iodine": np.asarray(ys.iodine.lesion),
     }
 
 
@@ -309,4 +306,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main()

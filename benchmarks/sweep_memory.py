@@ -123,4 +123,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main()

@@ -41,12 +41,11 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from reference_scipy import reference_patient  # noqa: E402
 
-from raisim import use_cpu_cores  # noqa: E402
-from raisim.batch import run_cohort, typical_model  # noqa: E402
-from raisim.cohort import cohort_model, sample_cohort  # noqa: E402
-from raisim.devices import available_cores  # noqa: E402
-from raisim.store import library_versions  # noqa: E402
-from raisim.sweep import load_sweep  # noqa: E402
+from raisim.engine.batch import run_cohort, typical_model  # noqa: E402
+from raisim.engine.cohort import cohort_model, sample_cohort  # noqa: E402
+from raisim.io.store import library_versions  # noqa: E402
+from raisim.runtime import available_cores  # noqa: E402
+from raisim.sweep.config import load_sweep  # noqa: E402
 
 CONFIG = HERE.parent / "configs" / "sweeps" / "duration.yaml"
 
@@ -75,12 +74,12 @@ def time_raisim(p, cohort, solver, repeats: int = 2, devices: int | None = None,
     """Compile, then time ``repeats`` warm runs on ``devices`` local devices (None: all of them)."""
     devices = devices or len(jax.local_devices())
     t = time.perf_counter()
-    out = run_cohort(p, cohort, solver=solver, devices=devices, cost_hint=cost_hint)
+    out = run_cohort(p, cohort, solver=solver, devices=devices, cost_hint=cost_hint).columns()
     first = time.perf_counter() - t
     warm = []
     for _ in range(repeats):
         t = time.perf_counter()
-        out = run_cohort(p, cohort, solver=solver, devices=devices, cost_hint=cost_hint)
+        out = run_cohort(p, cohort, solver=solver, devices=devices, cost_hint=cost_hint).columns()
         warm.append(time.perf_counter() - t)
     best = min(warm)
     return out, {
@@ -181,7 +180,7 @@ def main() -> None:
         # raisim sweep orders a unit by the steps of the previous unit of the same genotype and arm;
         # here that is the 14-day cell (typical parameters), run once on the same patients
         previous = the_cell(14)[0].protocol
-        hint = run_cohort(previous, cohort, solver=solver)["steps"]
+        hint = run_cohort(previous, cohort, solver=solver).summary.steps
         out_ord, ro = time_raisim(p, cohort, solver, cost_hint=hint)
         result["raisim_ordered_by_14_day_steps"] = ro
         result["ordered_identical"] = all(
@@ -241,5 +240,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    use_cpu_cores()  # one CPU device per core, as the raisim command line does
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main()

@@ -4,7 +4,7 @@ A device solves its share of a work unit in micro-batches of 16 patients in lock
 micro-batch runs until its slowest patient is done, and a unit is padded to whole
 micro-batches on every device. Two things follow, measured here by running the cells
 of one genotype of ``configs/sweeps/duration.yaml`` under several variants, each into a
-temporary directory with ``raisim.runner.run_sweep``:
+temporary directory with ``raisim.sweep.runner.run_sweep``:
 
 - ``cohort.chunk`` (patients per unit): with 2 devices a unit of 100 patients is solved
   as 128; a unit of 128 as 128;
@@ -35,8 +35,8 @@ sys.path.insert(0, str(HERE))
 import pandas as pd  # noqa: E402
 from sweep_throughput import CONFIG, run_record  # noqa: E402
 
-from raisim import runner, use_cpu_cores  # noqa: E402
-from raisim.sweep import load_sweep  # noqa: E402
+from raisim.sweep import runner  # noqa: E402
+from raisim.sweep.config import load_sweep  # noqa: E402
 
 
 def run_variant(sweep, out: Path, chunk: int, ordered: bool) -> tuple[runner.RunReport, pd.DataFrame]:
@@ -50,7 +50,7 @@ def run_variant(sweep, out: Path, chunk: int, ordered: bool) -> tuple[runner.Run
 
     runner.run_cohort = real if ordered else unordered
     try:
-        rep = runner.run_sweep(sweep, out, progress=False)
+        rep = runner.run_sweep(sweep, out)
     finally:
         runner.run_cohort = real
     rows = runner.read_chunks(out).sort_values(["cell", "draw", "patient"], kind="stable")
@@ -69,7 +69,6 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    use_cpu_cores()
     sweep = load_sweep(CONFIG, patients=args.patients)
     sweep.cells = [c for c in sweep.cells if c.genotype == args.genotype][: args.cells]
     if not sweep.cells:
@@ -117,4 +116,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main()

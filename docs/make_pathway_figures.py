@@ -69,4 +69,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     raise SystemExit(main())

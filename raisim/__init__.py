@@ -2,45 +2,31 @@
 
 TKI exposure → ERK inhibition → NIS re-expression → radioiodine kinetics →
 lesion absorbed dose → response. Internal time unit: hours, float64.
+
+Importing raisim has no side effects; call :func:`raisim.configure` once, before
+the first computation (float64, the XLA CPU flag, one CPU device per core)::
+
+    import raisim
+    raisim.configure()
+
+The package is layered, each layer importing only those below it (enforced by
+import-linter, ``pyproject.toml``): ``cli`` → ``sweep`` | ``calibration`` →
+``engine`` → ``core`` → ``biology`` | ``protocol`` → ``runtime`` → ``io``.
+The names below are the public API, re-exported from the layers.
 """
 
-import os as _os
-import warnings as _warnings
-
-
-def _tune_xla_cpu() -> None:
-    """Turn off XLA CPU's experimental "ynn" fusions for the pinned jaxlib (0.10.2).
-
-    Measured on the 2-core CPU (BENCHMARKS.md): batched Tsit5 solves run ~2x faster
-    without them. Set before jax starts its backend; skipped when XLA_FLAGS already
-    names the option, when ``RAISIM_NO_XLA_TUNING=1``, or for another jaxlib (an XLA
-    build that does not know the flag would abort).
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    flags = _os.environ.get("XLA_FLAGS", "")
-    if _os.environ.get("RAISIM_NO_XLA_TUNING") == "1" or "ynn_fusion_type" in flags:
-        return
-    try:
-        if version("jaxlib") != "0.10.2":
-            return
-    except PackageNotFoundError:
-        return
-    _os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_experimental_ynn_fusion_type=").strip()
-
-
-_tune_xla_cpu()
-
-import jax as _jax  # noqa: E402
-
-_jax.config.update("jax_enable_x64", True)
-_warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
-
-__version__ = "0.1.0"
-
-from .arms import arm_protocol, genotype_weights  # noqa: E402
-from .batch import SolverSettings, run_cohort, simulate_cohort  # noqa: E402
-from .calibrate import (  # noqa: E402
+from ._version import __version__
+from .biology.dosimetry import Dosimetry
+from .biology.iodine import Iodine, IodineChannels
+from .biology.nis import NIS
+from .biology.pathway import TARGETS, Pathway, target_inhibition
+from .biology.pk import PK, DoseTable, one_compartment_oral_closed_form
+from .biology.population_pk import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk
+from .biology.response import Response, dale_bed_gy, sphere_diameter_mm
+from .biology.toxicity import Toxicity, without_adverse_events
+from .biology.tsh import TSHForcing
+from .calibration.emulator import ArmEmulator, fit_emulator, parameter_space, simulate_design
+from .calibration.fit import (
     CalibrationConfig,
     fit_posterior,
     load_calibration_config,
@@ -50,38 +36,34 @@ from .calibrate import (  # noqa: E402
     predictive_table,
     prior_params,
 )
-from .cohort import Cohort, cohort_from_patient, sample_cohort  # noqa: E402
-from .devices import use_cpu_cores  # noqa: E402
-from .dosimetry import Dosimetry  # noqa: E402
-from .emulator import ArmEmulator, fit_emulator, parameter_space, simulate_design  # noqa: E402
-from .errors import InputError  # noqa: E402
-from .iodine import Iodine, IodineChannels  # noqa: E402
-from .likelihood import TableLikelihood, numpyro_model  # noqa: E402
-from .model import PatientModel, Schedule, Solution, solve  # noqa: E402
-from .nis import NIS  # noqa: E402
-from .outcomes import LesionOutcome, PatientOutcome, ScanReadout  # noqa: E402
-from .params import Card, ParameterEntry, all_cards, card_values, load_card  # noqa: E402
-from .pathway import TARGETS, Pathway, target_inhibition  # noqa: E402
-from .pk import PK, DoseTable, one_compartment_oral_closed_form  # noqa: E402
-from .pkpop import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk  # noqa: E402
-from .pkreport import pk_report  # noqa: E402
-from .plots import predictive_figure  # noqa: E402
-from .predict import predict_table  # noqa: E402
-from .protocol import Protocol, load_protocol, protocol_from_dict, protocol_json_schema  # noqa: E402
-from .response import Response, dale_bed_gy, sphere_diameter_mm  # noqa: E402
-from .runner import read_chunks, run_sweep  # noqa: E402
-from .scenarios import STANDARD_REGIMENS, tki_only_protocol  # noqa: E402
-from .schedule import Course, build_doses, enumerate_courses  # noqa: E402
-from .simulate import SimulationResult, build_model, simulate  # noqa: E402
-from .summary import summarise  # noqa: E402
-from .sweep import load_sweep  # noqa: E402
-from .targets import arm_probabilities, table_targets  # noqa: E402
-from .toxicity import Toxicity, without_adverse_events  # noqa: E402
-from .trials import TrialRow, TrialsTable, load_trials, parse_regimen  # noqa: E402
-from .tsh import TSHForcing  # noqa: E402
-from .uncertainty import overrides_from_values, prior_draws, read_draws  # noqa: E402
+from .calibration.likelihood import TableLikelihood, numpyro_model
+from .calibration.predict import predict_table
+from .calibration.targets import arm_probabilities, table_targets
+from .cli.pk_report import pk_report
+from .cli.plots import predictive_figure
+from .core.model import PatientModel, Schedule, Solution, solve
+from .engine.batch import SolverSettings, run_cohort, simulate_cohort
+from .engine.cohort import Cohort, cohort_from_patient, sample_cohort
+from .engine.outcomes import LesionOutcome, PatientOutcome, ScanReadout
+from .engine.simulate import SimulationResult, build_model, simulate
+from .io.cards import Card, ParameterEntry, all_cards, card_values, load_card
+from .io.errors import InputError
+from .io.parameter_draws import overrides_from_values, prior_draws, read_draws
+from .io.trials import TrialRow, TrialsTable, load_trials, parse_regimen
+from .protocol.arms import arm_protocol, genotype_weights
+from .protocol.scenarios import STANDARD_REGIMENS, tki_only_protocol
+from .protocol.schedule import Course, build_doses, enumerate_courses
+from .protocol.schema import Protocol, load_protocol, protocol_from_dict, protocol_json_schema
+from .runtime import RuntimeNotConfigured, configure, require_x64, use_cpu_cores
+from .sweep.config import load_sweep
+from .sweep.runner import read_chunks, run_sweep
+from .sweep.summary import summarise
 
 __all__ = [
+    "__version__",
+    "configure",
+    "require_x64",
+    "RuntimeNotConfigured",
     "overrides_from_values",
     "predictive_figure",
     "read_chunks",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from raisim.cli import main as raisim
-from raisim.trials import load_trials
+from raisim.io.trials import load_trials
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,9 @@ def run(method: str) -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     ap = argparse.ArgumentParser()
     ap.add_argument("--method", default="nuts", choices=("nuts", "svi"))
     run(ap.parse_args().method)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from raisim.calibrate import predictive_interval
-from raisim.predict import predict_table
-from raisim.trials import load_trials
-from raisim.uncertainty import evenly_spaced, read_draws
+from raisim.calibration.fit import predictive_interval
+from raisim.calibration.predict import predict_table
+from raisim.io.parameter_draws import evenly_spaced, read_draws
+from raisim.io.trials import load_trials
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,6 +64,9 @@ def main(draws: int, patients: int) -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     ap = argparse.ArgumentParser()
     ap.add_argument("--draws", type=int, default=8)
     ap.add_argument("--patients", type=int, default=32)

@@ -33,4 +33,7 @@ def main(run: Path) -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main(Path(sys.argv[1]))

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raisim.report import (
+from raisim.cli.report import (
     CONFIG_KINDS,
     config_reference_markdown,
     diagnostics_markdown,
@@ -42,4 +42,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raisim.report import replace_block, validation_markdown
+from raisim.cli.report import replace_block, validation_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,4 +73,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import raisim
+
+    raisim.configure()  # float64, the XLA CPU flag, one CPU device per core (as the raisim command line)
     main()

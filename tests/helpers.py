@@ -105,10 +105,10 @@ def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
     import jax.numpy as jnp
     import numpy as np
 
-    from raisim.calibrate import load_calibration_config
-    from raisim.emulator import HIDDEN, ArmEmulator, parameter_space
-    from raisim.targets import table_targets
-    from raisim.trials import load_trials
+    from raisim.calibration.emulator import HIDDEN, ArmEmulator, parameter_space
+    from raisim.calibration.fit import load_calibration_config
+    from raisim.calibration.targets import table_targets
+    from raisim.io.trials import load_trials
 
     table = table if table is not None else load_trials(REPO / "models" / "data" / "trials.csv")
     space = parameter_space(load_calibration_config(REPO / "configs" / "calibration" / "default.yaml").parameters)
@@ -130,6 +130,6 @@ def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
 def no_ae(overrides: dict | None = None) -> dict:
     """``overrides`` with no grade >= 3 AE on any drug: for tests of the cards' biology that need the
     patient to complete the planned course (whether a seed draws an AE is luck, not what they test)."""
-    from raisim.toxicity import without_adverse_events
+    from raisim.biology.toxicity import without_adverse_events
 
     return without_adverse_events(overrides)

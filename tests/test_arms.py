@@ -2,9 +2,9 @@
 
 import pytest
 
-from raisim.arms import BASELINE_DAY, arm_protocol, genotype_weights
-from raisim.params import card_values
-from raisim.trials import load_trials
+from raisim.io.cards import card_values
+from raisim.io.trials import load_trials
+from raisim.protocol.arms import BASELINE_DAY, arm_protocol, genotype_weights
 
 TABLE = load_trials()
 

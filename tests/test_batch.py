@@ -5,11 +5,18 @@ import pytest
 from helpers import PROTOCOLS, protocol_dict
 
 import raisim
-from raisim.batch import SUMMARY_KEYS, SolverSettings, lockstep_order, protocol_solver, run_cohort, simulate_cohort
-from raisim.cohort import cohort_from_patient
-from raisim.plan import patient_padding
-from raisim.schedule import protocol_drugs
-from raisim.uncertainty import merge_overrides, parameter_set
+from raisim.engine.batch import (
+    SolverSettings,
+    lockstep_order,
+    protocol_solver,
+    run_cohort,
+    simulate_cohort,
+)
+from raisim.engine.cohort import cohort_from_patient
+from raisim.engine.course import ROW_COLUMNS
+from raisim.engine.plan import patient_padding
+from raisim.io.parameter_draws import merge_overrides, parameter_set
+from raisim.protocol.schedule import protocol_drugs
 
 ALL_PROTOCOLS = sorted(p.name for p in PROTOCOLS.glob("*.yaml"))
 FAST_PROTOCOLS = ["erriti_21d.yaml"]  # two courses, a scan, a policy; the rest run in make test-all
@@ -27,7 +34,9 @@ def _rows(p, n, seed, overrides=None, micro_batch=16):
 
 
 def _assert_row(record, rows, i, *, exact):
-    for key in SUMMARY_KEYS:
+    """Every outcome column of ``simulate``'s record equals patient ``i``'s cohort row."""
+    record, rows = record.columns(), rows.columns()
+    for key in ROW_COLUMNS:
         a, b = np.asarray(record[key]), np.asarray(rows[key][i])
         if exact:
             np.testing.assert_array_equal(a, b, err_msg=f"{key} of patient {i}")
@@ -45,13 +54,13 @@ def _mixed_patients():
 
 def _check_simulate_is_the_cohort_row(p, overrides, n, seed):
     rows = _rows(p, n, seed, overrides)
-    assert rows["ok"].all(), rows["ok"]
+    assert rows.summary.ok.all(), rows.summary.ok
     for i in range(n):
         one = raisim.simulate(p, seed=seed, overrides=overrides, parameters="typical", patient=i, micro_batch=16)
         _assert_row(one.record, rows, i, exact=True)
     default = raisim.simulate(p, seed=seed, overrides=overrides, parameters="typical", patient=n - 1)
     _assert_row(default.record, rows, n - 1, exact=False)
-    return rows
+    return rows.columns()
 
 
 @pytest.mark.parametrize("name", FAST_PROTOCOLS)
@@ -90,7 +99,8 @@ def test_simulate_by_default_uses_the_posterior_that_sweeps_use():
     assert one.parameters.source == posterior.source and one.parameters.draw == posterior.draw
     _assert_row(one.record, rows, 0, exact=True)
     typical = raisim.simulate(p, seed=0, parameters="typical")
-    assert typical.record["p_grade3_ae"] != one.record["p_grade3_ae"]  # the posterior's hazards, not the cards'
+    # the posterior's hazards, not the cards'
+    assert typical.record.summary.p_grade3_ae != one.record.summary.p_grade3_ae
 
 
 def test_discontinuation_cuts_the_course_for_one_patient_and_a_cohort():
@@ -162,17 +172,18 @@ def test_four_device_split_equals_one_device_exactly():
 
     code = """
 import numpy as np, jax, raisim
-from raisim.cohort import sample_cohort
-from raisim.batch import run_cohort
+raisim.configure()
+from raisim.engine.cohort import sample_cohort
+from raisim.engine.batch import run_cohort
 assert len(jax.local_devices()) == 4
 p = raisim.load_protocol("configs/protocols/erriti_21d.yaml")
 co = sample_cohort(40, 3)  # not a multiple of 4 x 16: padded, padding dropped
-a, b = run_cohort(p, co, devices=4), run_cohort(p, co, devices=1)
+a, b = run_cohort(p, co, devices=4).columns(), run_cohort(p, co, devices=1).columns()
 bad = [k for k in a if not np.array_equal(a[k], b[k], equal_nan=True)]
 assert a["ok"].shape == (40,) and a["ok"].all(), a["ok"]
 print("differing:", bad)
 # patients regrouped by a cost hint (here a shuffle): only the speed may change
-c = run_cohort(p, co, devices=4, cost_hint=np.random.default_rng(0).permutation(40))
+c = run_cohort(p, co, devices=4, cost_hint=np.random.default_rng(0).permutation(40)).columns()
 print("reordered differing:", [k for k in a if not np.array_equal(a[k], c[k], equal_nan=True)])
 """
     env = {**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
@@ -201,7 +212,7 @@ def test_cost_hint_of_the_wrong_length_is_refused():
 
 
 def test_float32_option_agrees_with_float64_to_its_documented_accuracy():
-    from raisim.cohort import sample_cohort
+    from raisim.engine.cohort import sample_cohort
 
     p = raisim.load_protocol(PROTOCOLS / "erriti_21d.yaml")
     co = sample_cohort(16, 0, max_lesions=3)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from raisim import Dosimetry, Iodine
-from raisim.biokinetics import iodine_kinetics
+from raisim.biology.biokinetics import iodine_kinetics
 
 pytestmark = pytest.mark.validation
 

@@ -7,9 +7,16 @@ import pytest
 import yaml
 from helpers import REPO, run_cli, synthetic_emulator
 
-from raisim.calibrate import CalibrationConfig, fit_posterior, load_posterior, posterior_params, predictive_table, thin
-from raisim.likelihood import TableLikelihood
-from raisim.trials import TrialsTable, load_trials
+from raisim.calibration.fit import (
+    CalibrationConfig,
+    fit_posterior,
+    load_posterior,
+    posterior_params,
+    predictive_table,
+    thin,
+)
+from raisim.calibration.likelihood import TableLikelihood
+from raisim.io.trials import TrialsTable, load_trials
 
 DEFAULT = REPO / "configs" / "calibration" / "default.yaml"
 TABLE = load_trials(REPO / "models" / "data" / "trials.csv")
@@ -52,17 +59,17 @@ def test_svi_run_writes_the_contract_files(tmp_path, emulator_file):
 
 
 def test_nuts_gives_rhat_and_the_same_numbers_for_the_same_seed(tmp_path, emulator_file):
-    from raisim.calibrate import load_calibration_config
+    from raisim.calibration.fit import load_calibration_config
 
     cfg = load_calibration_config(_config(tmp_path, emulator_file))
-    emu = __import__("raisim.emulator", fromlist=["ArmEmulator"]).ArmEmulator.load(emulator_file)
+    emu = __import__("raisim.calibration.emulator", fromlist=["ArmEmulator"]).ArmEmulator.load(emulator_file)
     lik = TableLikelihood(TABLE, emu)
     a, stats = fit_posterior(cfg, lik, progress=False)
     b, _ = fit_posterior(cfg, lik, progress=False)
     var = "nis.erk_half_max"
     np.testing.assert_array_equal(a.posterior[var].values, b.posterior[var].values)
     assert a.posterior.sizes["chain"] == 2 and stats["gradient_evaluations"] > 0
-    from raisim.calibrate import posterior_diagnostics
+    from raisim.calibration.fit import posterior_diagnostics
 
     diag = posterior_diagnostics(a, stats)
     assert diag["r_hat"].notna().all() and (diag["ess_bulk"] > 0).all()
@@ -228,8 +235,8 @@ def test_refinement_round_adds_new_patients_at_posterior_draws(tmp_path):
     posterior draws held out from the refinement."""
     import pandas as pd
 
-    from raisim.calibrate import get_emulator
-    from raisim.emulator import Design, design_points, parameter_space
+    from raisim.calibration.emulator import Design, design_points, parameter_space
+    from raisim.calibration.fit import get_emulator
 
     row = next(r for r in TABLE.rows if r.criterion == "i123_tbr" and r.endpoint == "uptake")
     table = TABLE.subset(lambda r: r.line == row.line)

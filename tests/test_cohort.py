@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from raisim.cohort import cohort_pk, sample_cohort
-from raisim.params import card_values
-from raisim.pk import drug_values
+from raisim.biology.pk import drug_values
+from raisim.engine.cohort import cohort_pk, sample_cohort
+from raisim.io.cards import card_values
 
 
 def test_a_patient_is_the_same_whatever_the_cohort_it_is_drawn_in():

@@ -1,4 +1,4 @@
-"""raisim.devices: the host's cores as jax CPU devices."""
+"""raisim.runtime: the host's cores as jax CPU devices."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import sys
 import jax
 import pytest
 
-from raisim.devices import CPU_DEVICES_ENV, available_cores, use_cpu_cores
-from raisim.errors import InputError
+from raisim.io.errors import InputError
+from raisim.runtime import CPU_DEVICES_ENV, available_cores, use_cpu_cores
 
 PROBE = "import raisim, jax; n = raisim.use_cpu_cores({arg}); print(n, len(jax.devices('cpu')))"
 

@@ -1,7 +1,7 @@
 import pytest
 from helpers import REPO
 
-from raisim.report import CONFIG_KINDS, block, config_reference_markdown
+from raisim.cli.report import CONFIG_KINDS, block, config_reference_markdown
 
 
 def test_readme_starts_with_the_two_commands():

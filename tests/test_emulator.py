@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 from helpers import REPO, synthetic_emulator
 
-from raisim.arms import arm_protocol
-from raisim.batch import SolverSettings, run_cohort
-from raisim.cohort import sample_cohort
-from raisim.emulator import (
+from raisim.calibration.emulator import (
     ArmEmulator,
     design_points,
     parameter_space,
     values_of,
 )
-from raisim.trials import load_trials
+from raisim.engine.batch import SolverSettings, run_cohort
+from raisim.engine.cohort import sample_cohort
+from raisim.io.trials import load_trials
+from raisim.protocol.arms import arm_protocol
 
 TABLE = load_trials(REPO / "models" / "data" / "trials.csv")
 
@@ -38,7 +38,7 @@ def test_design_points_are_deterministic_and_inside_the_bounds():
 def test_network_fit_recovers_a_known_arm_probability_surface():
     """Per-patient Bernoulli outcomes around a known surface (exponential in z, as dose → control
     is): the fitted emulator's probability is close to the truth where the design has patients."""
-    from raisim.emulator import Design, fit_emulator
+    from raisim.calibration.emulator import Design, fit_emulator
 
     space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/response.yaml:alpha_per_gy"])
     rng = np.random.default_rng(0)
@@ -62,7 +62,7 @@ def test_emulator_file_round_trip(tmp_path):
     back = ArmEmulator.load(tmp_path / "e.npz")
     assert back.keys == emu.keys and back.parameters == emu.parameters and back.meta == emu.meta
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
-    from raisim.errors import InputError
+    from raisim.io.errors import InputError
 
     with pytest.raises(InputError, match="emulator"):
         ArmEmulator.load(tmp_path / "bad.npz")
@@ -78,22 +78,22 @@ def test_per_patient_parameters_equal_the_population_override_patient_by_patient
     cohort = sample_cohort(16, 0, max_lesions=3)
     s = SolverSettings(1e-6, 1e-9, 100_000)
     space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/iodine.yaml:lesion_uptake_l_per_h_per_g"])
-    from raisim.uncertainty import overrides_from_values
+    from raisim.io.parameter_draws import overrides_from_values
 
     ov = overrides_from_values(values_of(space, np.array([0.7, -0.4])))
     pop = run_cohort(p, cohort, overrides=ov, solver=s)
     typical = run_cohort(p, cohort, solver=s)
     mixed = run_cohort(p, cohort, patient_overrides=[ov] * 8 + [{}] * 8, solver=s)
-    np.testing.assert_array_equal(mixed["readout_p"][:8], pop["readout_p"][:8])
-    np.testing.assert_array_equal(mixed["readout_p"][8:], typical["readout_p"][8:])
-    assert not np.allclose(pop["readout_p"], typical["readout_p"])
+    np.testing.assert_array_equal(mixed.readout_p[:8], pop.readout_p[:8])
+    np.testing.assert_array_equal(mixed.readout_p[8:], typical.readout_p[8:])
+    assert not np.allclose(pop.readout_p, typical.readout_p)
 
 
 def test_design_at_given_points_numbers_its_patients_after_the_sobol_design():
     """A refinement block (explicit design points, patients numbered from ``first_patient``) holds
     exactly what the batched engine gives those patients at those draws, and new patients."""
-    from raisim.emulator import simulate_design
-    from raisim.targets import patient_pairs, simulate_runs, table_targets
+    from raisim.calibration.emulator import simulate_design
+    from raisim.calibration.targets import patient_pairs, simulate_runs, table_targets
 
     row = next(r for r in TABLE.rows if r.criterion == "i123_tbr" and r.endpoint == "uptake")
     table = TABLE.subset(lambda r: r.line == row.line)
@@ -101,7 +101,7 @@ def test_design_at_given_points_numbers_its_patients_after_the_sobol_design():
     points = np.array([[0.5, -0.5], [-1.0, 1.0], [0.0, 0.0]])
     d = simulate_design(table, space, 3, 0, points=points, first_patient=100)
     np.testing.assert_array_equal(d.z, points)
-    from raisim.uncertainty import overrides_from_values
+    from raisim.io.parameter_draws import overrides_from_values
 
     targets, runs = table_targets(table)
     per = [overrides_from_values(values_of(space, z)) for z in points]

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from helpers import REPO, synthetic_emulator
 
-from raisim.emulator import ArmEmulator, design_points, parameter_space
-from raisim.facts import fact_observations, fit_facts, nis_log_ratios
-from raisim.likelihood import TableLikelihood, numpyro_model
-from raisim.trials import load_trials
+from raisim.calibration.emulator import ArmEmulator, design_points, parameter_space
+from raisim.calibration.facts import fact_observations, fit_facts, nis_log_ratios
+from raisim.calibration.likelihood import TableLikelihood, numpyro_model
+from raisim.io.trials import load_trials
 
 
 @pytest.mark.fact
@@ -33,7 +33,7 @@ def test_fact_emulator_learns_where_a_constraint_holds():
 def test_only_the_pathway_and_nis_parameters_move_the_facts():
     """The typical patient's TKI-only NIS curve cannot depend on iodine, response or RAS-only
     parameters; the fact emulator takes as input only the parameters that move it."""
-    from raisim.facts import relevant_parameters
+    from raisim.calibration.facts import relevant_parameters
 
     names = [
         "biology/pathway.yaml:erk_output_scale_BRAF_V600E",
@@ -46,7 +46,7 @@ def test_only_the_pathway_and_nis_parameters_move_the_facts():
 
 
 def test_fact_emulator_records_what_it_was_fitted_to():
-    from raisim.facts import facts_signature
+    from raisim.calibration.facts import facts_signature
 
     space = parameter_space(["biology/nis.yaml:erk_half_max", "biology/pathway.yaml:adaptive_gain"])
     z = design_points(space, 64, 0)
@@ -80,7 +80,7 @@ def test_facts_enter_the_log_density():
 def test_fact_cache_is_extended_not_recomputed(tmp_path, monkeypatch):
     """A cache of the first m Sobol points serves a run with n > m: only the new points are
     simulated, and the cached values come back unchanged."""
-    import raisim.facts as facts
+    import raisim.calibration.facts as facts
 
     calls = []
 

@@ -7,11 +7,10 @@ import pytest
 from helpers import protocol_dict
 
 from raisim import IodineChannels, protocol_from_dict
-from raisim.model import Schedule, solve
-from raisim.protocol import isotope_decay_per_h
-from raisim.schedule import enumerate_courses
-from raisim.simulate import build_model, build_schedule
-from raisim.vocab import ISOTOPE_HALF_LIFE_H
+from raisim.core.model import Schedule, solve
+from raisim.engine.simulate import build_model, build_schedule
+from raisim.io.vocab import ISOTOPE_HALF_LIFE_H, isotope_decay_per_h
+from raisim.protocol.schedule import enumerate_courses
 
 ISOTOPES = ("I-131", "I-123", "I-124")
 ADMIN_H = (0.0, 30.0, 75.0)
@@ -48,15 +47,9 @@ def _model_and_schedule(no_uptake: bool):
 
 def _body(model, sol, ts, channels):
     """Whole-body activity per channel (gut in closed form + every compartment)."""
-    io = sol.ys["iodine"]
+    io = sol.ys.iodine
     gut = np.stack([np.asarray(model.iodine.gut(jnp.asarray(t), channels)) for t in ts])
-    return (
-        gut
-        + np.asarray(io["ecf"])
-        + np.asarray(io["slow"])
-        + np.asarray(io["nis_tissue"])
-        + np.asarray(io["lesion"]).sum(-1)
-    )
+    return gut + np.asarray(io.ecf) + np.asarray(io.slow) + np.asarray(io.nis_tissue) + np.asarray(io.lesion).sum(-1)
 
 
 def test_isotopes_without_uptake_decay_with_physical_half_life():
@@ -81,18 +74,18 @@ def test_mass_balance_with_default_kinetics():
     ts = jnp.linspace(-24.0, 30 * 24.0, 745)
     sol = solve(model, sched, ts, rtol=1e-9, atol=1e-13)
     assert bool(sol.ok)
-    io = sol.ys["iodine"]
+    io = sol.ys.iodine
     body = _body(model, sol, np.asarray(ts), sched.channels)
-    total = body + np.asarray(io["excreted"]) + np.asarray(io["decayed"])
+    total = body + np.asarray(io.excreted) + np.asarray(io.decayed)
     t = np.asarray(ts)
     for c in range(3):
         after = t >= ADMIN_H[c]
         assert np.max(np.abs(total[after, c] - 1.0)) < 1e-6
         assert np.all(np.abs(total[~after, c]) < 1e-12)
         # there really is excretion, decay and lesion uptake going on
-        assert np.asarray(io["excreted"])[-1, c] > 0.3
-        assert np.asarray(io["decayed"])[-1, c] > 0.05
-        assert np.asarray(io["lesion"])[:, c, :].max() > 0
+        assert np.asarray(io.excreted)[-1, c] > 0.3
+        assert np.asarray(io.decayed)[-1, c] > 0.05
+        assert np.asarray(io.lesion)[:, c, :].max() > 0
 
 
 def test_lesion_uptake_scales_with_membrane_nis():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from helpers import REPO, synthetic_emulator
 
-from raisim.likelihood import TableLikelihood, numpyro_model
-from raisim.toxicity import Toxicity
-from raisim.trials import load_trials
+from raisim.biology.toxicity import Toxicity
+from raisim.calibration.likelihood import TableLikelihood, numpyro_model
+from raisim.io.trials import load_trials
 
 TABLE = load_trials(REPO / "models" / "data" / "trials.csv")
 LIK = TableLikelihood(TABLE, synthetic_emulator(TABLE))
@@ -73,7 +73,7 @@ def test_log_density_is_finite_and_differentiable():
 
 
 def test_rows_the_emulator_does_not_know_are_refused(tmp_path):
-    from raisim.errors import InputError
+    from raisim.io.errors import InputError
 
     header = (REPO / "models" / "data" / "trials.csv").read_text().splitlines()[0]
     path = tmp_path / "t.csv"

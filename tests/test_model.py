@@ -103,9 +103,9 @@ def test_divergence_time_is_the_first_event_one_course_has_and_the_other_lacks()
     from helpers import PROTOCOLS
 
     from raisim import load_protocol
-    from raisim.model import divergence_time_h
-    from raisim.schedule import FAR_FUTURE_H
-    from raisim.simulate import prepare
+    from raisim.core.model import divergence_time_h
+    from raisim.engine.simulate import prepare
+    from raisim.protocol.schedule import FAR_FUTURE_H
 
     for name in ("erriti_21d.yaml", "selumetinib_4wk.yaml", "short_10d.yaml"):  # 2, 2 and 3 courses
         p = load_protocol(PROTOCOLS / name)
@@ -125,8 +125,8 @@ def test_branches_solve_the_shared_course_once_and_agree_with_separate_solves():
     from helpers import PROTOCOLS
 
     from raisim import load_protocol
-    from raisim.model import solve, solve_branches
-    from raisim.simulate import prepare
+    from raisim.core.model import solve, solve_branches
+    from raisim.engine.simulate import prepare
 
     prep = prepare(load_protocol(PROTOCOLS / "erriti_21d.yaml"))
     grid = jnp.asarray(prep.grid)

@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import pytest
 
@@ -29,5 +30,5 @@ def test_initial_state_is_steady_and_scaled_by_capacity():
     nis = NIS.from_cards([1.0, 0.5])
     s = nis.initial_state(jnp.asarray(0.1), jnp.asarray(2.5))
     d = nis.vector_field(s, jnp.asarray(2.5), jnp.asarray(2.5), jnp.asarray(0.1))
-    assert all(float(jnp.max(jnp.abs(v))) < 1e-12 for v in d.values())
-    assert float(s["membrane"][1]) == pytest.approx(0.5 * float(s["membrane"][0]))
+    assert all(float(jnp.max(jnp.abs(v))) < 1e-12 for v in jax.tree_util.tree_leaves(d))
+    assert float(s.membrane[1]) == pytest.approx(0.5 * float(s.membrane[0]))

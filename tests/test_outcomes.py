@@ -11,20 +11,20 @@ import yaml
 from helpers import PROTOCOLS, no_ae, protocol_dict
 
 from raisim import protocol_from_dict, simulate
-from raisim.model import solve
-from raisim.outcomes import GUIDED_LIMITS, rai_activity
-from raisim.plan import rai_numbers
-from raisim.protocol import RAI
-from raisim.schedule import FAR_FUTURE_H, enumerate_courses
-from raisim.simulate import build_model, build_schedule
+from raisim.core.model import solve
+from raisim.engine.outcomes import GUIDED_LIMITS, rai_activity
+from raisim.engine.plan import rai_numbers
+from raisim.engine.simulate import build_model, build_schedule
+from raisim.protocol.schedule import FAR_FUTURE_H, enumerate_courses
+from raisim.protocol.schema import RAI
 
-# -- activity policies on hand-computed cases (the engine's one rule, raisim.outcomes.rai_activity) ----
+# -- activity policies on hand-computed cases (the engine's one rule, raisim.engine.outcomes.rai_activity) ----
 
 
 def policy_activity(rai, best=0.0, blood=0.0, retention=0.0, lung=False):
     """(activity GBq, allowed, limits GBq) of the engine's rule for an RAI section; the limits as
     ``{blood, retention_48h, cap}`` for dosimetry_guided, else the list (dosimetry_max_11.1: the need first)."""
-    numbers = jnp.asarray(rai_numbers(rai, lung))
+    numbers = rai_numbers(rai, lung)
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
     a, ok, lim = rai_activity(rai.policy, numbers, f(best), f(blood), f(retention))
     lim = np.asarray(lim).tolist()
@@ -131,8 +131,8 @@ def test_tracer_and_therapy_superpose():
         ts = jnp.linspace(20 * 24.0, 40 * 24.0, 481)
         sol = solve(model, s, ts, rtol=1e-10, atol=1e-14)
         assert bool(sol.ok)
-        lesion = np.asarray(sol.ys["iodine"]["lesion"])  # (t, channel, lesion) per MBq
-        ecf = np.asarray(sol.ys["iodine"]["ecf"])
+        lesion = np.asarray(sol.ys.iodine.lesion)  # (t, channel, lesion) per MBq
+        ecf = np.asarray(sol.ys.iodine.ecf)
         return np.einsum("tcl,c->tl", lesion, activity), ecf @ activity
 
     both_l, both_e = run([tracer, therapy])

@@ -1,7 +1,7 @@
 import pytest
 
 from raisim import InputError, all_cards, load_card
-from raisim.params import MODELS_DIR, LogNormalPrior
+from raisim.io.cards import MODELS_DIR, LogNormalPrior
 
 EXPECTED = {
     "drugs/trametinib.yaml",

@@ -1,7 +1,9 @@
+import jax
 import jax.numpy as jnp
 import pytest
 
 from raisim import TARGETS, Pathway, target_inhibition
+from raisim.biology.pathway import PathwayState
 
 
 def test_target_inhibition_bliss_and_no_action():
@@ -16,7 +18,7 @@ def test_untreated_is_steady(genotype):
     pw = Pathway.from_cards(genotype, ("trametinib",))
     s = pw.initial_state()
     d = pw.vector_field(s, jnp.zeros(len(TARGETS)))
-    assert all(abs(float(v)) < 1e-12 for v in d.values())
+    assert all(abs(float(v)) < 1e-12 for v in jax.tree_util.tree_leaves(d))
 
 
 def test_braf_inhibitor_lowers_erk_in_braf_but_not_in_ras():
@@ -32,5 +34,5 @@ def test_mek_inhibition_lowers_erk_and_derepresses_her3():
     inh = jnp.zeros(len(TARGETS)).at[0].set(0.7)
     s = pw.initial_state()
     assert float(pw.erk_target(s, inh)) < 0.5
-    low = {"erk": jnp.asarray(0.3), "her3": jnp.asarray(1.0), "adaptive": jnp.asarray(1.0)}
-    assert float(pw.vector_field(low, inh)["her3"]) > 0.0
+    low = PathwayState(erk=jnp.asarray(0.3), her3=jnp.asarray(1.0), adaptive=jnp.asarray(1.0))
+    assert float(pw.vector_field(low, inh).her3) > 0.0

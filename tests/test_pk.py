@@ -5,9 +5,10 @@ import pytest
 from helpers import protocol_dict
 
 from raisim import PK, one_compartment_oral_closed_form, protocol_from_dict
-from raisim.model import solve
-from raisim.schedule import enumerate_courses
-from raisim.simulate import build_model, build_schedule
+from raisim.biology.pk import PKState
+from raisim.core.model import solve
+from raisim.engine.simulate import build_model, build_schedule
+from raisim.protocol.schedule import enumerate_courses
 
 KA, CL, V, TLAG = 1.3, 4.0, 120.0, 0.5
 
@@ -38,7 +39,7 @@ def _one_compartment_run(interval_h: float, dose_mg: float):
     ts = jnp.linspace(0.0, 21 * 24.0, 2017)
     sol = solve(model, sched, ts, rtol=1e-10, atol=1e-13)
     assert bool(sol.ok)
-    conc = np.asarray(sol.ys["pk"]["central_mg"])[:, 0] / V
+    conc = np.asarray(sol.ys.pk.central_mg)[:, 0] / V
     times = doses.times_h[0, : doses.n_doses[0]]
     exact = one_compartment_oral_closed_form(
         np.asarray(ts), times, np.full(len(times), dose_mg), ka_per_h=KA, cl_l_per_h=CL, v_l=V, tlag_h=TLAG
@@ -70,7 +71,7 @@ def test_closed_form_is_not_trivially_matched():
 def test_unbound_concentration_units():
     pk = PK.from_cards(("trametinib",))
     v1 = float(pk.v1_l[0])
-    state = {"central_mg": jnp.asarray([v1 / 100.0]), "peripheral_mg": jnp.zeros(1), "enzyme_fold": jnp.ones(1)}
+    state = PKState(central_mg=jnp.asarray([v1 / 100.0]), peripheral_mg=jnp.zeros(1), enzyme_fold=jnp.ones(1))
     total = float(pk.total_ng_per_ml(state)[0])
     assert total == pytest.approx(10.0)  # V1/100 mg in V1 L = 0.01 mg/L = 10 ng/mL
     assert float(pk.unbound_nM(state)[0]) == pytest.approx(10.0 * 0.026 / 615.4 * 1000.0)
@@ -87,6 +88,6 @@ def test_covariates_scale_clearance():
 
 def test_dabrafenib_autoinduction_raises_clearance():
     pk = PK.from_cards(("dabrafenib",))
-    state = {"central_mg": jnp.asarray([70.0]), "peripheral_mg": jnp.zeros(1), "enzyme_fold": jnp.ones(1)}
+    state = PKState(central_mg=jnp.asarray([70.0]), peripheral_mg=jnp.zeros(1), enzyme_fold=jnp.ones(1))
     d = pk.vector_field(state, jnp.zeros(1))
-    assert float(d["enzyme_fold"][0]) > 0.0
+    assert float(d.enzyme_fold[0]) > 0.0

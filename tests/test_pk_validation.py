@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from raisim.pk import PK
-from raisim.pkpop import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk
+from raisim.biology.pk import PK
+from raisim.biology.population_pk import closed_form_central_mg, concentration_ng_ml, sample_population, solve_pk
 
 pytestmark = pytest.mark.validation
 FAR = 1e12
@@ -36,7 +36,7 @@ def _conc(drug: str, dose_mg: float, tau_h: float, days: float, ts, ode: bool = 
     if ode:
         ys, ok = solve_pk(pk, T, A, jnp.asarray(ts))
         assert bool(ok)
-        return np.asarray(concentration_ng_ml(pk, ys["central_mg"]))[:, 0]
+        return np.asarray(concentration_ng_ml(pk, ys.central_mg))[:, 0]
     return np.asarray(concentration_ng_ml(pk, closed_form_central_mg(pk, jnp.asarray(ts), T, A)))[:, 0]
 
 

@@ -5,8 +5,8 @@ import pytest
 from helpers import protocol_dict
 
 from raisim import build_doses, enumerate_courses, protocol_from_dict
-from raisim.pk import PK
-from raisim.pkpop import closed_form_central_mg, iiv_covariance, sample_population, solve_pk
+from raisim.biology.pk import PK
+from raisim.biology.population_pk import closed_form_central_mg, iiv_covariance, sample_population, solve_pk
 
 LINEAR = [
     ("trametinib", 2.0, 24.0),
@@ -44,7 +44,7 @@ def test_closed_form_and_ode_agree_for_linear_drugs():
     closed = np.asarray(closed_form_central_mg(pk, ts, T, A))
     ys, ok = solve_pk(pk, T, A, ts, rtol=1e-10, atol=1e-13)
     assert bool(ok)
-    ode = np.asarray(ys["central_mg"])
+    ode = np.asarray(ys.central_mg)
     rel = np.abs(closed - ode).max(axis=0) / np.abs(ode).max(axis=0)
     assert rel.max() < 1e-6, dict(zip([n for n, _, _ in LINEAR], rel, strict=True))
     # nothing before the first dose on day 3, and the hold shows up as a trough dip for trametinib
@@ -90,5 +90,5 @@ def test_population_vmaps_through_both_paths():
     closed = jax.vmap(lambda pk: closed_form_central_mg(pk, ts, T, A))(pop)
     ode, ok = jax.vmap(lambda pk: solve_pk(pk, T, A, ts, rtol=1e-10, atol=1e-13))(pop)
     assert bool(jnp.all(ok))
-    assert float(jnp.max(jnp.abs(closed - ode["central_mg"]))) < 1e-6 * float(jnp.max(closed))
+    assert float(jnp.max(jnp.abs(closed - ode.central_mg))) < 1e-6 * float(jnp.max(closed))
     assert float(jnp.std(closed[:, 60, 0])) > 0.0

@@ -8,9 +8,9 @@ import pytest
 from helpers import REPO, no_ae
 
 from raisim import simulate
-from raisim.calibrate import load_posterior
-from raisim.scenarios import tki_only_protocol
-from raisim.uncertainty import draws_as_overrides, evenly_spaced
+from raisim.calibration.fit import load_posterior
+from raisim.io.parameter_draws import draws_as_overrides, evenly_spaced
+from raisim.protocol.scenarios import tki_only_protocol
 
 POST = REPO / "models" / "posterior"
 DAY = 24.0

@@ -7,7 +7,7 @@ import pytest
 from helpers import REPO, run_cli
 from scipy.stats import binom
 
-from raisim.predict import _component_pmf, summarise_pmf
+from raisim.calibration.predict import _component_pmf, summarise_pmf
 
 HEADER = (REPO / "models" / "data" / "trials.csv").read_text().splitlines()[0]
 

@@ -1,6 +1,6 @@
 """The jax/diffrax engine against an independent numpy + scipy implementation of the same ODE.
 
-``benchmarks/reference_scipy.py`` re-implements ``raisim.model.vector_field``
+``benchmarks/reference_scipy.py`` re-implements ``raisim.core.model.vector_field``
 from the equations and integrates it piecewise between the forcing's
 discontinuities with scipy. Both are solved tightly on the ERRITI protocol's
 first course (selection scan succeeds → I-131 on day 25) and must agree to
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from raisim import load_protocol
-from raisim.model import solve
-from raisim.simulate import prepare
+from raisim.core.model import solve
+from raisim.engine.simulate import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -58,10 +58,10 @@ def _rel_err(x: np.ndarray, ref: np.ndarray) -> float:
 def _checked(ys: dict) -> dict[str, np.ndarray]:
     """The four quantities the comparison is about."""
     return {
-        "erk": ys["pathway"]["erk"],
-        "membrane_nis": ys["nis"]["membrane"],
-        "trametinib_central_mg": ys["pk"]["central_mg"][:, 0],
-        "lesion_iodine": ys["iodine"]["lesion"],
+        "erk": ys.pathway.erk,
+        "membrane_nis": ys.nis.membrane,
+        "trametinib_central_mg": ys.pk.central_mg[:, 0],
+        "lesion_iodine": ys.iodine.lesion,
     }
 
 

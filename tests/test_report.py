@@ -1,10 +1,10 @@
-"""The README's generated tables equal what raisim.report makes from the shipped calibration files."""
+"""The README's generated tables equal what raisim.cli.report makes from the shipped calibration files."""
 
 import pandas as pd
 import pytest
 from helpers import REPO
 
-from raisim.report import block, predictive_markdown, replace_block
+from raisim.cli.report import block, predictive_markdown, replace_block
 
 README = (REPO / "README.md").read_text()
 
@@ -23,7 +23,7 @@ def test_readme_tables_are_the_generated_ones(name):
 
 
 def test_readme_validation_table_is_generated_from_the_committed_results():
-    from raisim.report import validation_markdown
+    from raisim.cli.report import validation_markdown
 
     tests = pd.read_csv(REPO / "docs" / "validation.csv")
     ppc = pd.read_csv(REPO / "models" / "posterior" / "ppc_full_model.csv")
@@ -76,7 +76,7 @@ def test_predictive_table_flags_counts_outside_the_interval_and_counts_them():
 
 
 def test_emulator_summary_names_the_largest_differences():
-    from raisim.report import emulator_markdown
+    from raisim.cli.report import emulator_markdown
 
     v = pd.DataFrame(
         {

@@ -2,7 +2,7 @@ import numpy as np
 from helpers import PROTOCOLS, protocol_dict
 
 from raisim import build_doses, enumerate_courses, load_protocol, protocol_from_dict
-from raisim.schedule import build_channels
+from raisim.protocol.schedule import build_channels
 
 
 def test_short_protocol_has_three_courses():
@@ -45,8 +45,8 @@ def test_holds_and_dose_changes():
 
 
 def test_missed_doses_are_drawn_per_patient_and_dose_slot_from_its_own_stream():
-    from raisim.cohort import cohort_from_patient
-    from raisim.plan import cohort_draws, plan_cell
+    from raisim.engine.cohort import cohort_from_patient
+    from raisim.engine.plan import cohort_draws, plan_cell
 
     base = protocol_dict()
     base["treatment"]["missed_dose_probability"] = 0.3

@@ -1,5 +1,6 @@
 """The protocol engine: branches, treatment regardless of scans, toxicity stops, every published protocol."""
 
+import jax
 import numpy as np
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from raisim import (
     protocol_from_dict,
     simulate,
 )
-from raisim.schedule import day_to_h
+from raisim.protocol.schedule import day_to_h
 from raisim.streams import patient_uniforms
 
 DESIGN_TABLE = [
@@ -116,11 +117,10 @@ def test_toxicity_stop_ends_tki_and_skips_the_rest_of_the_protocol():
 
 
 def test_ae_day_matches_the_hazard_and_has_no_day_cap():
-    import jax
     import jax.numpy as jnp
 
     from raisim import Toxicity
-    from raisim.toxicity import NO_DAY
+    from raisim.biology.toxicity import NO_DAY
 
     tox = Toxicity.from_cards(("trametinib",), {"hazard_per_day_trametinib": 0.05})
     us = jnp.linspace(0.001, 0.999, 999)
@@ -155,11 +155,9 @@ def test_protocols_of_similar_length_share_one_compiled_solve(caplog):
     """Scan days 4 and 8 give grids of 459 and 503 points: padded to one size, compiled once."""
     import logging
 
-    import jax
-
     from raisim import tki_only_protocol
-    from raisim.plan import GRID_PAD, padded_grid
-    from raisim.simulate import prepare
+    from raisim.engine.plan import GRID_PAD, padded_grid
+    from raisim.engine.simulate import prepare
 
     def protocol(day):
         scan = {"name": "selection", "day": day, "isotope": "I-123", "readout": "i123_tbr"}
@@ -180,19 +178,19 @@ def test_protocols_of_similar_length_share_one_compiled_solve(caplog):
         jax.config.update("jax_log_compiles", False)
     assert not [r for r in caplog.records if "jit(_run)" in r.getMessage()]
     assert len(result.course.ts) == len(grids[1])  # the padding is dropped from every output
-    assert all(len(v) == len(grids[1]) for v in result.course.ys["nis"].values())
+    assert all(len(v) == len(grids[1]) for v in jax.tree_util.tree_leaves(result.course.ys.nis))
     assert result.timecourse.time_h.max() == grids[1][-1]
 
 
 def test_an_ae_falls_on_a_day_on_drug_not_in_a_hold():
-    from raisim.batch import run_cohort
-    from raisim.cohort import cohort_from_patient
+    from raisim.engine.batch import run_cohort
+    from raisim.engine.cohort import cohort_from_patient
 
     d = protocol_dict(scans=[], rai=None)
     d["treatment"]["holds"] = [{"from_day": 3, "to_day": 12}]
     p = protocol_from_dict(d)
     ov = {"toxicity": {"hazard_per_day_trametinib": 0.1, "discontinuation_probability": 0.0}}
-    rows = run_cohort(p, cohort_from_patient(p, 32, 0), overrides=ov)
+    rows = run_cohort(p, cohort_from_patient(p, 32, 0), overrides=ov).columns()
     days = rows["ae_day"][rows["grade3_ae"]]
     assert len(days) > 10 and not ((days >= 3) & (days <= 12)).any(), days
     assert (days > 12).any()  # counted from the course start, these would have fallen in the hold

@@ -1,4 +1,4 @@
-"""The stabilised explicit solver (RKC) of the tail, and the tail switch in :func:`raisim.model.solve`."""
+"""The stabilised explicit solver (RKC) of the tail, and the tail switch in :func:`raisim.core.model.solve`."""
 
 import diffrax
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.polynomial import chebyshev
 
-from raisim.stabilized import RKC, chebyshev_derivatives, spectral_radius, stages_for
+from raisim.core.rkc import RKC, chebyshev_derivatives, spectral_radius, stages_for
 
 RATES = np.array([1000.0, 1.0])  # 1/h: one stiff, one slow relaxation towards sin(t)
 
@@ -90,8 +90,8 @@ def test_tail_solver_agrees_with_tsit5_on_a_two_course_protocol():
     from helpers import PROTOCOLS
 
     from raisim import load_protocol
-    from raisim.model import solve
-    from raisim.simulate import prepare
+    from raisim.core.model import solve
+    from raisim.engine.simulate import prepare
 
     p = load_protocol(PROTOCOLS / "erriti_21d.yaml")
     prep = prepare(p)

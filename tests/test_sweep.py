@@ -14,13 +14,13 @@ import pytest
 import yaml
 from helpers import REPO, run_cli, write_yaml
 
-from raisim import runner
-from raisim.batch import run_cohort
 from raisim.cli import main
-from raisim.errors import InputError
-from raisim.runner import read_chunks
-from raisim.summary import SUMMARY_COLUMNS, draw_metrics, summarise
-from raisim.sweep import load_sweep
+from raisim.engine.batch import run_cohort
+from raisim.io.errors import InputError
+from raisim.sweep import runner
+from raisim.sweep.config import load_sweep
+from raisim.sweep.runner import read_chunks
+from raisim.sweep.summary import SUMMARY_COLUMNS, draw_metrics, summarise
 
 SMALL = {
     "name": "small sweep",
@@ -59,7 +59,7 @@ def small_run(tmp_path_factory):
 
     def recording(*args, **kwargs):
         res = run_cohort(*args, **kwargs)
-        SMALL_RUN_CALLS.append((kwargs.get("cost_hint"), res["steps"].copy()))
+        SMALL_RUN_CALLS.append((kwargs.get("cost_hint"), res.summary.steps.copy()))
         return res
 
     with pytest.MonkeyPatch.context() as mp:

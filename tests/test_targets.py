@@ -1,10 +1,12 @@
 """Calibration targets: which arm-level probabilities each trials row needs and how they are averaged."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from helpers import REPO
 
-from raisim.targets import (
+from raisim.calibration.targets import (
     Target,
     arm_probabilities,
     categories,
@@ -14,7 +16,7 @@ from raisim.targets import (
     table_targets,
     target_keys,
 )
-from raisim.trials import load_trials
+from raisim.io.trials import load_trials
 
 TABLE = load_trials(REPO / "models" / "data" / "trials.csv")
 
@@ -76,13 +78,18 @@ def test_categories_are_a_probability_vector_and_invert_the_ratios():
     assert (c >= 0).all()
 
 
+def _rows(ok, readout_p, recist=None):
+    """Stand-in cohort rows (the fields of :class:`raisim.engine.course.PatientRow` the targets read)."""
+    return SimpleNamespace(summary=SimpleNamespace(ok=ok, recist=recist), readout_p=readout_p)
+
+
 def test_response_categories_are_weighted_by_the_chance_of_selection():
     out = {
-        (7, "RAS"): {
-            "ok": np.array([True, True, True, False]),
-            "readout_p": np.array([1.0, 0.5, 0.0, 1.0]),
-            "recist": np.array([[3], [1], [3], [3]]),
-        }
+        (7, "RAS"): _rows(
+            ok=np.array([True, True, True, False]),
+            readout_p=np.array([1.0, 0.5, 0.0, 1.0]),
+            recist=np.array([[3], [1], [3], [3]]),
+        )
     }
     y, w = patient_pairs(Target(7, "RAS", "pd"), out, TABLE)
     np.testing.assert_array_equal(w, [1.0, 0.5, 0.0, 0.0])  # the failed patient weighs nothing
@@ -93,8 +100,8 @@ def test_response_categories_are_weighted_by_the_chance_of_selection():
 
 def test_nested_dosimetry_is_conditional_on_the_same_patients_increase():
     out = {
-        (1, "RAS"): {"ok": np.array([True, True]), "readout_p": np.array([0.8, 0.2])},
-        (2, "RAS"): {"ok": np.array([True, True]), "readout_p": np.array([0.4, 0.9])},
+        (1, "RAS"): _rows(ok=np.array([True, True]), readout_p=np.array([0.8, 0.2])),
+        (2, "RAS"): _rows(ok=np.array([True, True]), readout_p=np.array([0.4, 0.9])),
     }
     y, w = patient_pairs(Target(2, "RAS", "dosimetry_given_increase"), out, TABLE)
     np.testing.assert_allclose(w, [0.8, 0.2])

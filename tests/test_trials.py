@@ -1,4 +1,4 @@
-"""Tests for the trials-table loader (raisim.trials)."""
+"""Tests for the trials-table loader (raisim.io.trials)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from raisim.errors import InputError
-from raisim.trials import (
+from raisim.io.errors import InputError
+from raisim.io.trials import (
     COLUMNS,
     DEFAULT_TRIALS_CSV,
     Composition,
@@ -21,7 +21,7 @@ from raisim.trials import (
     parse_composition,
     parse_regimen,
 )
-from raisim.vocab import DRUG_NAMES, GENOTYPES
+from raisim.io.vocab import DRUG_NAMES, GENOTYPES
 
 # ---------------------------------------------------------------------------
 # helpers: read the shipped table, write modified copies

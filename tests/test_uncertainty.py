@@ -5,16 +5,16 @@ import pytest
 from helpers import PROTOCOLS
 
 from raisim import load_card
-from raisim.batch import typical_model
-from raisim.errors import InputError
-from raisim.protocol import load_protocol
-from raisim.uncertainty import (
+from raisim.engine.batch import typical_model
+from raisim.io.errors import InputError
+from raisim.io.parameter_draws import (
     DEFAULT_PRIOR_PARAMETERS,
     check_parameter,
     draws_as_overrides,
     overrides_from_values,
     prior_draws,
 )
+from raisim.protocol.schema import load_protocol
 
 
 def test_prior_draws_are_reproducible_and_follow_the_card_prior():

@@ -1,0 +1,1 @@
+"""Calibration: arm-level targets, the emulator, biology facts, the likelihood, the fit, predictive checks."""

@@ -1,0 +1,167 @@
+"""Command line: ``raisim simulate | sweep | predict | schema | trials | version``.
+
+Exit codes: 0 success (per-patient solver failures are flagged in the output
+and counted on stderr), 2 bad input (one line naming the file, the field and
+what is allowed; nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+from ..io.errors import EXIT_BAD_INPUT, InputError
+from ..runtime import configure
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, like every other bad input
+        self.exit(EXIT_BAD_INPUT, f"error: <command line>: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="raisim", description="TKI-induced redifferentiation and radioiodine therapy simulator.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("simulate", help="simulate one patient through a protocol")
+    s.add_argument("config", help="protocol YAML (configs/protocols/*.yaml)")
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="cohort seed: missed doses, readout noise and AEs of the patient (default 0)",
+    )
+    s.add_argument("--patient", type=int, default=0, help="the patient's number in the cohort of --seed (default 0)")
+    s.add_argument(
+        "--parameters",
+        choices=("posterior", "typical"),
+        default="posterior",
+        help="posterior: the shipped posterior's draw nearest its median, as sweep and predict use it "
+        "(default); typical: the parameter cards' values",
+    )
+    s.add_argument("--draw", type=int, default=None, metavar="N", help="posterior draw N instead of the central one")
+    s.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
+    s.add_argument(
+        "--pk-report",
+        type=int,
+        metavar="N",
+        default=0,
+        help="also write pk_report.csv/png: each drug's concentration on the planned doses of the followed course, "
+        "typical and 5-95 %% band of N patients",
+    )
+
+    w = sub.add_parser("sweep", help="run a protocol grid over a virtual cohort (chunks, summary, figure)")
+    w.add_argument("config", help="sweep YAML (configs/sweeps/*.yaml)")
+    w.add_argument("--out", required=True, help="run directory")
+    w.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same config)")
+    w.add_argument("--force", action="store_true", help="replace the results of an earlier run in --out")
+    w.add_argument("--seed", type=int, default=None, help="cohort and draw seed (default: the config's seed)")
+    w.add_argument("--patients", type=int, default=None, help="virtual patients per cell (default: the config's)")
+    w.add_argument("--devices", type=int, default=None, help="local devices to split patients over (default: all)")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: call jax.distributed.initialize() (one process per host)",
+    )
+    w.add_argument(
+        "--coordinator", default=None, help="with --distributed: coordinator HOST:PORT (default: from the cluster)"
+    )
+    w.add_argument("--num-processes", type=int, default=None, help="with --distributed: number of processes")
+    w.add_argument("--process-id", type=int, default=None, help="with --distributed: this process's index")
+
+    pr = sub.add_parser("predict", help="predictive distribution of each row of a trials table")
+    pr.add_argument("--trials", required=True, help="CSV in the trials schema (k and RECIST counts optional)")
+    pr.add_argument(
+        "--posterior",
+        default=None,
+        help="parameter draws: a posterior.nc of raisim calibrate or a CSV with card:parameter columns "
+        "(default: the shipped models/posterior/posterior.nc)",
+    )
+    pr.add_argument("--prior-draws", type=int, default=0, help="instead: this many draws from the card priors")
+    pr.add_argument("--draws", type=int, default=8, help="posterior draws used (evenly spaced; default 8)")
+    pr.add_argument("--patients", type=int, default=32, help="virtual patients per arm, genotype and draw (default 32)")
+    pr.add_argument("--json", action="store_true", help="print the JSON of the CLI contract")
+    pr.add_argument("--seed", type=int, default=0, help="virtual cohort and prior-draw seed")
+
+    ca = sub.add_parser("calibrate", help="fit the population parameters to the trials table (NUTS or SVI)")
+    ca.add_argument("config", help="calibration YAML (configs/calibration/*.yaml)")
+    ca.add_argument("--out", required=True, help="output directory")
+    ca.add_argument(
+        "--seed", type=int, default=None, help="design, sampler and predictive seed (default: the config's)"
+    )
+    ca.add_argument("--method", choices=("nuts", "svi"), default=None, help="override the config's method")
+    ca.add_argument("--leave-out", default=None, metavar="TRIAL", help="fit without this trial's rows and predict them")
+    ca.add_argument("--emulator", default=None, help="a trained emulator .npz (default: the config's, else shipped)")
+    ca.add_argument("--retrain", action="store_true", help="train the emulator on the full model even if one fits")
+    ca.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    sc = sub.add_parser("schema", help="print the JSON schema of protocol, sweep or calibration files")
+    sc.add_argument("--config", choices=("protocol", "sweep", "calibration"), default="protocol")
+    sc.add_argument("--indent", type=int, default=2)
+    sc.add_argument("--markdown", action="store_true", help="print the field reference table (README) instead")
+
+    t = sub.add_parser("trials", help="validate a trials table and print a summary")
+    t.add_argument("csv", nargs="?", default=None, help="trials CSV (default: the shipped models/data/trials.csv)")
+
+    sub.add_parser("version", help="print the package and library versions")
+    return p
+
+
+def _log_to_stderr() -> None:
+    """The library's ``raisim`` logger (progress messages of long runs) on stderr, once; other
+    libraries' loggers are left alone."""
+    log = logging.getLogger("raisim")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("raisim: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv``) and run the command; returns the exit code (0, 2 bad input, 130)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    _log_to_stderr()
+    import matplotlib
+
+    matplotlib.use("Agg")  # figures go to files
+    args = _parser().parse_args(argv)
+    from .calibrate import cmd_calibrate
+    from .info import cmd_schema, cmd_trials, cmd_version
+    from .predict import cmd_predict
+    from .simulate import cmd_simulate
+    from .sweep import cmd_sweep
+
+    handler = {
+        "simulate": cmd_simulate,
+        "sweep": cmd_sweep,
+        "predict": cmd_predict,
+        "calibrate": cmd_calibrate,
+        "schema": cmd_schema,
+        "trials": cmd_trials,
+        "version": cmd_version,
+    }[args.command]
+    try:
+        configure()  # float64, the XLA CPU flag, one jax CPU device per core (before jax starts)
+        return handler(args)
+    except InputError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry point: :func:`main`, then exit with its code."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

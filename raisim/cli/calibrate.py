@@ -1,0 +1,131 @@
+"""``raisim calibrate``: fit, check and write a posterior, with progress and a printed report."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def cmd_calibrate(args) -> int:
+    """``raisim calibrate``: fit the population parameters (see :mod:`raisim.calibration.fit`); exit code."""
+    from tqdm import tqdm
+
+    from ..calibration.fit import (
+        TableLikelihood,
+        fit_posterior,
+        get_emulator,
+        get_facts,
+        load_calibration_config,
+        load_trials,
+        load_trials_for,
+        posterior_diagnostics,
+        posterior_params,
+        predictive_table,
+        prior_params,
+        thin,
+    )
+    from ..io.store import manifest, prepare_out_dir, write_json
+    from .plots import predictive_figure
+
+    cfg = load_calibration_config(args.config)
+    update: dict = {}
+    if args.seed is not None:
+        update["seed"] = args.seed
+    if args.method:
+        update["method"] = args.method
+    if args.emulator:
+        update["emulator"] = cfg.emulator.model_copy(update={"file": args.emulator})
+    cfg = cfg.model_copy(update=update)
+    full = load_trials(cfg.trials)
+    table, left_out = load_trials_for(cfg, args.leave_out, "<command line>")
+    out = prepare_out_dir(args.out, force=args.force)
+    show = not args.no_progress
+
+    def log(msg: str) -> None:
+        print(f"raisim calibrate: {msg}", file=sys.stderr)
+
+    bar = None
+
+    def progress(run) -> None:
+        nonlocal bar
+        if show:
+            if bar is None:
+                bar = tqdm(desc="full-model simulations (arm × genotype runs)", unit="run", file=sys.stderr)
+            bar.update(1)
+
+    facts = get_facts(cfg, out, retrain=args.retrain, log=log)
+    emu = get_emulator(
+        cfg, full, out, retrain=args.retrain, log=log, progress=progress, facts=facts, sampler_progress=show
+    )
+    if bar is not None:
+        bar.close()
+    lik = TableLikelihood(table, emu, facts)
+    log(
+        f"{len(lik.observations)} observations of {len(table.rows)} rows, {len(lik.trials)} trials"
+        + (f" (left out: {args.leave_out})" if args.leave_out else "")
+        + f"; {len(emu.parameters)} emulated parameters; method {cfg.method}"
+    )
+    prior = predictive_table(lik, prior_params(lik, 400, cfg.seed + 3), cfg.seed, new_trials=False)
+    prior.to_csv(out / "prior_predictive.csv", index=False)
+    _save_figure(
+        predictive_figure(prior, "prior predictive (emulator): observed vs prior"), out / "prior_predictive.png"
+    )
+    idata, stats = fit_posterior(cfg, lik, progress=show)
+    keep = cfg.nuts.thin_to if cfg.method == "nuts" else cfg.svi.samples
+    idata = thin(idata, keep)
+    tmp = out / ".posterior.nc.tmp"
+    idata.to_netcdf(str(tmp))
+    tmp.replace(out / "posterior.nc")
+    diag = posterior_diagnostics(idata, stats)
+    diag.to_csv(out / "diagnostics.csv", index=False)
+    draws = posterior_params(idata, lik)
+    ppc = predictive_table(lik, draws, cfg.seed, new_trials=False)
+    ppc.to_csv(out / "ppc.csv", index=False)
+    _save_figure(
+        predictive_figure(ppc, f"posterior predictive ({cfg.method}, emulator): observed vs fit"), out / "ppc.png"
+    )
+    extra: dict = {"stats": stats, "emulator": emu.meta, "leave_out": args.leave_out}
+    if left_out is not None:
+        loo = predictive_table(TableLikelihood(left_out, emu, facts), draws, cfg.seed, new_trials=True)
+        loo.to_csv(out / "loo.csv", index=False)
+        extra["loo_inside95"] = f"{int(loo['inside95'].sum())}/{len(loo)}"
+    for name in facts.keys:
+        v = idata.posterior[f"fact:{name}"].values
+        extra[f"fact:{name}"] = {
+            "posterior_mean": float(v.mean()),
+            "q05": float(np.quantile(v, 0.05)),
+            "q95": float(np.quantile(v, 0.95)),
+        }
+    extra["ppc_inside95"] = f"{int(ppc['inside95'].sum())}/{int(ppc['inside95'].notna().sum())}"
+    write_json(
+        out / "manifest.json", manifest("calibrate", cfg.model_dump(mode="json"), cfg.seed, args.config, **extra)
+    )
+    _print_report(diag, stats, ppc, extra)
+    return 0
+
+
+def _save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=130)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def _print_report(diag: pd.DataFrame, stats: dict, ppc: pd.DataFrame, extra: dict) -> None:
+    print(f"{'parameter':<40} {'median':>11} {'90% interval':>25} {'R-hat':>6} {'ESS bulk':>8} {'ESS tail':>8}")
+    for _, r in diag.iterrows():
+        interval = f"{r.q05:.4g} - {r.q95:.4g}"
+        print(f"{r.parameter:<40} {r.q50:>11.4g} {interval:>25} {r.r_hat:>6.3f} {r.ess_bulk:>8.0f} {r.ess_tail:>8.0f}")
+    print(
+        f"{stats['method']}: {stats['chains']} chain(s) × {stats['draws_per_chain']} draws, "
+        f"{stats['divergences']} divergences, {stats['wall_s']:.0f} s, "
+        f"{stats['gradient_evaluations_per_s']:.0f} gradient evaluations/s"
+    )
+    print(f"observed counts inside their 95 % posterior predictive interval: {extra['ppc_inside95']}")
+    if "loo_inside95" in extra:
+        print(f"left-out trial {extra['leave_out']}: inside the 95 % predictive interval: {extra['loo_inside95']}")

@@ -1,0 +1,45 @@
+"""``raisim predict``: the predictive distribution of each row of a trials table."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..io.errors import InputError
+
+
+def cmd_predict(args) -> int:
+    """``raisim predict``: the predictive distribution of each trials row, as a table or JSON; exit code."""
+    from ..calibration.predict import predict_table, table_lines
+    from ..io.parameter_draws import DEFAULT_PRIOR_PARAMETERS, evenly_spaced, prior_draws, read_draws, typical_draws
+    from ..io.trials import load_trials
+    from ..sweep.runner import SHIPPED_POSTERIOR
+
+    table = load_trials(args.trials, observed=False)
+    if args.patients < 1:
+        raise InputError("<command line>", "--patients", "a number of virtual patients >= 1", got=args.patients)
+    if args.prior_draws < 0 or args.draws < 1:
+        raise InputError("<command line>", "--prior-draws/--draws", "--prior-draws >= 0 and --draws >= 1")
+    posterior = args.posterior
+    if posterior is None and args.prior_draws == 0 and SHIPPED_POSTERIOR.exists():
+        posterior = SHIPPED_POSTERIOR
+    if posterior is not None:
+        draws = evenly_spaced(read_draws(posterior, "<command line>", "--posterior"), args.draws)
+        source = f"{len(draws)} posterior draws from {posterior}"
+    elif args.prior_draws:
+        draws = prior_draws(list(DEFAULT_PRIOR_PARAMETERS), args.prior_draws, args.seed)
+        source = f"{args.prior_draws} prior draws"
+    else:
+        draws = typical_draws()
+        source = "the cards' typical values (no posterior shipped)"
+    print(
+        f"raisim predict: {len(table.rows)} rows of {table.path}; parameters: {source}; "
+        f"{args.patients} virtual patients per arm, genotype and draw, seed {args.seed}",
+        file=sys.stderr,
+    )
+    results = predict_table(table, draws, patients=args.patients, seed=args.seed)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        print("\n".join(table_lines(results)))
+    return 0

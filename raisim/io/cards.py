@@ -1,0 +1,201 @@
+"""Parameter cards: YAML files in ``models/`` that hold every model parameter.
+
+A card is a mapping ``parameters: {name: entry}``; each entry carries the
+typical ``value``, its ``unit``, a ``prior``, the ``source`` and a
+``confidence`` code:
+
+- ``V`` read in the source (abstract, label or table);
+- ``D`` derived from V values;
+- ``R`` recalled, not checked (the prior is widened accordingly);
+- ``A`` an assumption made for this model with no direct source; the prior
+  must be wide (geometric SD >= 1.5 for log-normal priors).
+
+Cards are data, not code: a block reads its typical values with
+:func:`card_values`, calibration reads the priors with :func:`load_card`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from .config import FrozenConfig
+from .errors import InputError
+
+#: The parameter cards: the shipped ``models/`` folder, or ``$RAISIM_MODELS_DIR`` when set
+#: (a copy with your own cards, e.g. a new drug).
+MODELS_DIR = Path(os.environ.get("RAISIM_MODELS_DIR") or Path(__file__).resolve().parents[2] / "models")
+
+CONFIDENCE_CODES = ("V", "D", "R", "A")
+
+
+class LogNormalPrior(FrozenConfig):
+    """Log-normal prior given by its median and geometric standard deviation.
+
+    ``median``, ``lower`` and ``upper`` are in the parameter's unit; ``gsd`` is dimensionless (> 1).
+    """
+
+    dist: Literal["lognormal"]
+    median: float = Field(gt=0)
+    gsd: float = Field(gt=1)
+    lower: float | None = None
+    upper: float | None = None
+
+
+class NormalPrior(FrozenConfig):
+    """Normal prior; ``mean``, ``sd``, ``lower`` and ``upper`` in the parameter's unit."""
+
+    dist: Literal["normal"]
+    mean: float
+    sd: float = Field(gt=0)
+    lower: float | None = None
+    upper: float | None = None
+
+
+class BetaPrior(FrozenConfig):
+    """Beta(a, b) prior of a fraction or probability in [0, 1]; ``a`` and ``b`` dimensionless."""
+
+    dist: Literal["beta"]
+    a: float = Field(gt=0)
+    b: float = Field(gt=0)
+
+
+class UniformPrior(FrozenConfig):
+    """Uniform prior on [``low``, ``high``], in the parameter's unit."""
+
+    dist: Literal["uniform"]
+    low: float
+    high: float
+
+
+class FixedPrior(FrozenConfig):
+    """A structural constant that calibration never moves (physics, units)."""
+
+    dist: Literal["fixed"]
+
+
+Prior = Annotated[
+    LogNormalPrior | NormalPrior | BetaPrior | UniformPrior | FixedPrior,
+    Field(discriminator="dist"),
+]
+
+
+class ParameterEntry(FrozenConfig):
+    """One parameter: typical value, unit, prior, source and confidence code.
+
+    ``value`` (and the prior's location and bounds) are in ``unit``, the card's own unit string.
+    """
+
+    value: float
+    unit: str
+    prior: Prior
+    source: str = Field(min_length=1)
+    confidence: Literal["V", "D", "R", "A"]
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ParameterEntry:
+        p = self.prior
+        if isinstance(p, LogNormalPrior):
+            if self.value <= 0:
+                raise ValueError("a log-normal prior needs a positive value")
+            if self.confidence == "A" and p.gsd < 1.5:
+                raise ValueError("an assumption (confidence A) needs a wide prior: gsd >= 1.5")
+        if isinstance(p, UniformPrior) and not (p.low <= self.value <= p.high):
+            raise ValueError("value lies outside the uniform prior's support")
+        if isinstance(p, BetaPrior) and not (0.0 <= self.value <= 1.0):
+            raise ValueError("a beta prior needs a value in [0, 1]")
+        if isinstance(p, FixedPrior) and self.confidence == "A":
+            raise ValueError("an assumption cannot be fixed: give it a prior")
+        if not math.isfinite(self.value):
+            raise ValueError("value must be finite")
+        return self
+
+
+class Card(FrozenConfig):
+    """A parameter card: a named set of parameters for one block (or drug); each entry carries its unit."""
+
+    block: str
+    name: str
+    description: str = ""
+    parameters: dict[str, ParameterEntry]
+    metadata: dict[str, object] = Field(default_factory=dict)
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    return loc or "<root>", err["msg"]
+
+
+def read_yaml(path: str | Path, kind: str) -> object:
+    """Parse a YAML file; a missing file, a directory or bad YAML is a one-line :class:`InputError`.
+
+    ``kind`` names the file in messages, e.g. ``"protocol YAML file"``.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise InputError(p, "<file>", f"an existing {kind}") from None
+    except IsADirectoryError:
+        raise InputError(p, "<file>", f"a {kind}, not a directory") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"<yaml line {mark.line + 1}, column {mark.column + 1}>" if mark is not None else "<yaml>"
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise InputError(p, where, f"valid YAML ({problem})") from None
+
+
+@cache
+def _load_card_cached(path: str) -> Card:
+    p = Path(path)
+    raw = read_yaml(p, "parameter card file")
+    if not isinstance(raw, dict):
+        raise InputError(p, "<root>", "a mapping with block, name and parameters")
+    try:
+        return Card.model_validate(raw)
+    except ValidationError as exc:
+        loc, msg = _first_error(exc)
+        raise InputError(p, loc, msg) from None
+
+
+def card_path(relative: str) -> Path:
+    """Path of a card under ``models/``, e.g. ``"biology/pathway.yaml"``."""
+    return MODELS_DIR / relative
+
+
+def load_card(relative_or_path: str | Path) -> Card:
+    """Load and validate a parameter card (cached). Relative paths are under ``models/``."""
+    p = Path(relative_or_path)
+    if not p.is_absolute() and not p.exists():
+        p = card_path(str(relative_or_path))
+    return _load_card_cached(str(p.resolve()))
+
+
+def card_values(relative_or_path: str | Path) -> dict[str, float]:
+    """Typical values of a card as ``{name: value}`` (units as in the card)."""
+    return {k: v.value for k, v in load_card(relative_or_path).parameters.items()}
+
+
+def available_drugs() -> tuple[str, ...]:
+    """Drugs with a card in ``models/drugs/`` (the drugs a protocol may use)."""
+    return tuple(sorted(p.stem for p in (MODELS_DIR / "drugs").glob("*.yaml")))
+
+
+def all_cards() -> dict[str, Card]:
+    """Every card under ``models/`` (drug, biology and calibration cards), keyed by relative path."""
+    out = {}
+    for p in sorted(MODELS_DIR.rglob("*.yaml")):
+        rel = p.relative_to(MODELS_DIR).as_posix()
+        if rel.startswith(("drugs/", "biology/", "calibration/")):
+            out[rel] = load_card(p)
+    return out

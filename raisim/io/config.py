@@ -1,0 +1,20 @@
+"""The base of every configuration record: a frozen pydantic model that forbids unknown keys.
+
+Protocols, sweeps, calibration settings, parameter cards and trials rows all derive
+from :class:`FrozenConfig`, so a misspelt key is an error (one line, exit 2) and a
+loaded configuration cannot change under a run: a variant is a copy
+(``config.model_copy(update={...})``).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class FrozenConfig(BaseModel):
+    """A frozen pydantic model that forbids extra keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+__all__ = ["FrozenConfig"]
