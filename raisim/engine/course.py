@@ -360,6 +360,10 @@ def course_outcome(
     return CourseOutcome(CourseSummary(**summary), CourseDetail(**detail))
 
 
+#: The fields of :class:`PatientRow` that are outcome columns besides its summary's.
+_ROW_FIELDS = ("course", "readout_p", "readout_success")
+
+
 class PatientRow(eqx.Module):
     """The outcome of one patient: the course it follows, as a cohort run's row.
 
@@ -383,17 +387,12 @@ class PatientRow(eqx.Module):
 
     def columns(self) -> dict[str, ArrayLike]:
         """The row's outcome columns by name (:data:`ROW_COLUMNS`): the table a chunk writes."""
-        return {
-            **fields(self.summary),
-            "course": self.course,
-            "readout_p": self.readout_p,
-            "readout_success": self.readout_success,
-        }
+        return {**fields(self.summary), **{name: getattr(self, name) for name in _ROW_FIELDS}}
 
 
 #: The outcome columns of a cohort run's row, in order: the :class:`CourseSummary` fields, then
 #: ``course``, ``readout_p`` and ``readout_success`` (:meth:`PatientRow.columns`).
-ROW_COLUMNS = (*SUMMARY_KEYS, "course", "readout_p", "readout_success")
+ROW_COLUMNS = (*SUMMARY_KEYS, *_ROW_FIELDS)
 
 
 def follow_course(
