@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import os
 import subprocess
 import sys
@@ -64,6 +66,38 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
         env=env,
         timeout=600,
     )
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """Run the command line in this process (``raisim.cli.main``): (exit code, stdout, stderr)."""
+    from raisim.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def cli_process(*args: str) -> subprocess.CompletedProcess:
+    """:func:`cli` as a ``CompletedProcess`` (returncode, stdout, stderr): the in-process stand-in for
+    :func:`run_cli` where a test checks the error contract, not the process (no interpreter start-up)."""
+    code, out, err = cli(*args)
+    return subprocess.CompletedProcess(list(args), code, out, err)
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    """Exit 2 and exactly one line on stderr, ``error: ...``, holding every needle; no traceback."""
+    assert code == 2, (code, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err[-2000:]
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` (relative name → bytes): to show that nothing was written or changed."""
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 class Course:

@@ -4,7 +4,7 @@ import json
 import shutil
 
 import pytest
-from helpers import PROTOCOLS, REPO, protocol_dict, run_cli, write_yaml
+from helpers import PROTOCOLS, REPO, cli_process, protocol_dict, run_cli, write_yaml
 
 from raisim.cli import main
 
@@ -76,7 +76,7 @@ def _bad_protocol(tmp_path, data):
 def test_unknown_drug(tmp_path):
     d = protocol_dict()
     d["treatment"]["regimens"]["BRAF_V600E"][0]["drug"] = "aspirin"
-    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    proc = cli_process("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
     _assert_one_line_error(proc, "bad.yaml", "treatment.regimens.BRAF_V600E[0].drug", "trametinib", "aspirin")
     assert not (tmp_path / "o").exists()
 
@@ -85,16 +85,18 @@ def test_negative_duration(tmp_path):
     d = protocol_dict()
     d["treatment"]["start_day"] = 10
     d["treatment"]["stop_day"] = 3
-    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    proc = cli_process("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
     _assert_one_line_error(proc, "bad.yaml", "treatment.stop_day", ">= start_day")
 
 
-def test_scan_after_followup_ends(tmp_path):
+def test_scan_beyond_the_last_study_day(tmp_path):
+    """A scan after the follow-up runs (the simulation extends past its imaging); one after the last
+    study day the model is valid for (730) is refused."""
     d = protocol_dict()
     d["scans"][0]["day"] = 900
     d["rai"] = None
-    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
-    _assert_one_line_error(proc, "bad.yaml", "scans[0].day", "follow-up")
+    proc = cli_process("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    _assert_one_line_error(proc, "bad.yaml", "scans[0].day", "730")
 
 
 def test_yaml_syntax_error_and_existing_output_untouched(tmp_path):
@@ -103,7 +105,7 @@ def test_yaml_syntax_error_and_existing_output_untouched(tmp_path):
     out = tmp_path / "o"
     out.mkdir()
     (out / "outcome.json").write_text("keep me")
-    proc = run_cli("simulate", str(bad), "--out", str(out), "--force")
+    proc = cli_process("simulate", str(bad), "--out", str(out), "--force")
     _assert_one_line_error(proc, "broken.yaml", "yaml line", "valid YAML")
     assert (out / "outcome.json").read_text() == "keep me"
 
@@ -124,13 +126,13 @@ def _bad_trials(tmp_path, row_index, column, value):
 
 def test_trials_row_with_k_greater_than_n(tmp_path):
     path = _bad_trials(tmp_path, 3, "k", "99")
-    proc = run_cli("trials", str(path))
+    proc = cli_process("trials", str(path))
     _assert_one_line_error(proc, "trials_bad.csv", "row 3", "'k'")
 
 
 def test_trials_unparseable_regimen(tmp_path):
     path = _bad_trials(tmp_path, 5, "regimen", "selumetinib 75mg twice daily")
-    proc = run_cli("trials", str(path))
+    proc = cli_process("trials", str(path))
     _assert_one_line_error(proc, "trials_bad.csv", "row 5", "'regimen'")
 
 
@@ -148,7 +150,7 @@ def test_schema_prints_json_schema():
 
 
 def test_unknown_command_line_option_is_exit_2():
-    proc = run_cli("simulate", "--bogus")
+    proc = cli_process("simulate", "--bogus")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
@@ -190,7 +192,11 @@ def test_solver_failure_is_flagged_not_reported_as_results(tmp_path):
     "mutate,field,allowed",
     [
         (lambda d: d["treatment"]["regimens"]["BRAF_V600E"][1].update(dose_mg=0), "dose_mg", "greater than 0"),
-        (lambda d: d["treatment"]["regimens"]["BRAF_V600E"][0].update(interval_h=-24), "interval_h", "greater than 0"),
+        (
+            lambda d: d["treatment"]["regimens"]["BRAF_V600E"][0].update(interval_h=-24),
+            "interval_h",
+            "greater than or equal to 1",
+        ),
         (lambda d: d["treatment"].update(holds=[{"from_day": 15, "to_day": 30}]), "treatment.holds[0]", "outside"),
         (lambda d: d["treatment"].update(missed_dose_probability=1.5), "missed_dose_probability", "less than or equal"),
         (lambda d: d["treatment"].update(missed_dose_probability=-0.1), "missed_dose_probability", "greater than"),
@@ -237,7 +243,7 @@ def test_solver_failure_is_flagged_not_reported_as_results(tmp_path):
 def test_bad_input_is_one_line_exit_2(tmp_path, mutate, field, allowed):
     d = protocol_dict()
     mutate(d)
-    proc = run_cli("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
+    proc = cli_process("simulate", str(_bad_protocol(tmp_path, d)), "--out", str(tmp_path / "o"))
     _assert_one_line_error(proc, "bad.yaml", field, allowed)
     assert not (tmp_path / "o").exists()
 

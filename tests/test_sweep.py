@@ -10,9 +10,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import REPO, run_cli, write_yaml
+from helpers import REPO, cli_process, write_yaml
 
 from raisim.cli import main
 from raisim.engine.batch import run_cohort
@@ -145,7 +146,7 @@ def test_summary_of_a_follow_up_shorter_than_12_months_is_nan_without_warnings(s
     for f in (out / "chunks").glob("*.parquet"):  # as a run with RECIST to 6 months only writes them
         rows = pd.read_parquet(f)
         rows["progressed_12m"] = np.nan
-        rows.to_parquet(short / "chunks" / f.name)
+        runner.write_parquet(short / "chunks" / f.name, rows)  # with its checksum, as a run writes it
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         s = summarise(load_sweep(cfg), short)
@@ -228,7 +229,7 @@ def test_same_config_and_seed_give_the_same_numbers(small_run, tmp_path):
 def test_bad_sweep_config_is_one_line_exit_2_and_writes_nothing(tmp_path, change, needles):
     cfg = write_yaml(tmp_path / "bad.yaml", {**SMALL, **change})
     out = tmp_path / "out"
-    proc = run_cli("sweep", str(cfg), "--out", str(out))
+    proc = cli_process("sweep", str(cfg), "--out", str(out))
     _one_line_error(proc, "bad.yaml", *needles)
     assert not out.exists()
 
@@ -237,10 +238,10 @@ def test_resume_into_a_run_of_another_config_is_refused_untouched(small_run, tmp
     cfg, out = small_run
     other = write_yaml(tmp_path / "other.yaml", {**SMALL, "seed": 6})
     before = _dir_state(out)
-    proc = run_cli("sweep", str(other), "--out", str(out), "--resume")
+    proc = cli_process("sweep", str(other), "--out", str(out), "--resume")
     _one_line_error(proc, "--resume", "same config")
     assert _dir_state(out) == before
-    proc = run_cli("sweep", str(cfg), "--out", str(out))  # no --resume into a non-empty directory
+    proc = cli_process("sweep", str(cfg), "--out", str(out))  # no --resume into a non-empty directory
     _one_line_error(proc, "--out", "--resume")
     assert _dir_state(out) == before
 
@@ -248,9 +249,9 @@ def test_resume_into_a_run_of_another_config_is_refused_untouched(small_run, tmp
 def test_malformed_yaml_and_non_positive_patients_on_the_command_line(tmp_path):
     bad = tmp_path / "broken.yaml"
     bad.write_text("name: [unclosed\n")
-    _one_line_error(run_cli("sweep", str(bad), "--out", str(tmp_path / "o")), "broken.yaml", "YAML")
+    _one_line_error(cli_process("sweep", str(bad), "--out", str(tmp_path / "o")), "broken.yaml", "YAML")
     cfg = write_yaml(tmp_path / "ok.yaml", SMALL)
-    _one_line_error(run_cli("sweep", str(cfg), "--out", str(tmp_path / "o"), "--patients", "-4"), "cohort.patients")
+    _one_line_error(cli_process("sweep", str(cfg), "--out", str(tmp_path / "o"), "--patients", "-4"), "cohort.patients")
     assert not (tmp_path / "o").exists()
 
 
@@ -320,3 +321,212 @@ def test_the_readme_duckdb_query_runs_on_the_chunks(small_run):
     got = frame.set_index("days")["p_treated"]
     for day, g in rows[rows["ok"]].groupby("treatment.stop_day"):
         assert got[day] == pytest.approx(g["treated"].mean())
+
+
+# --- hardening (issue 23): signals, damaged chunks, a full disk, censoring, permissions ---
+
+
+def _rows(out):
+    return read_chunks(out).drop(columns="steps")
+
+
+def _interrupt_at_random_points(small_run, tmp_path, tries: int, seed: int) -> int:
+    """Send SIGINT/SIGTERM to this process at random points of a warm sweep run, resume each run,
+    and check it against the uninterrupted one; returns how many runs the signal interrupted."""
+    import random
+    import threading
+
+    from helpers import cli
+
+    cfg, out = small_run
+    ref, ref_summary = _rows(out), (out / "summary.csv").read_bytes()
+    t0 = time.perf_counter()
+    assert cli("sweep", cfg, "--out", tmp_path / "warm", "--no-progress")[0] == 0
+    span = time.perf_counter() - t0  # the signals land anywhere in a run of this length
+    rng = random.Random(seed)
+    stray: list[int] = []  # a signal that lands after a run returned must not stop pytest
+    previous = {s: signal.signal(s, lambda n, f: stray.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    interrupted = 0
+    try:
+        for i in range(tries):
+            sig = (signal.SIGINT, signal.SIGTERM)[i % 2]
+            run = tmp_path / f"run{i}"
+            timer = threading.Timer(rng.uniform(0.0, span), os.kill, (os.getpid(), sig))
+            timer.start()
+            code, _, err = cli("sweep", cfg, "--out", run, "--no-progress")
+            timer.join()
+            if code != 0:
+                interrupted += 1
+                assert code == 128 + sig, err
+                last = err.strip().splitlines()[-1]
+                assert last.startswith(f"raisim: interrupted by {signal.Signals(sig).name};"), err
+                assert "Traceback" not in err
+                if (run / "complete.json").exists():  # the signal came after the last write: the run is whole
+                    pd.testing.assert_frame_equal(_rows(run), ref)
+            assert not list(run.rglob("*.tmp")) if run.exists() else True  # no half-written file
+            again = ["--resume"] if (run / "manifest.json").exists() else ["--force"]
+            code, _, err = cli("sweep", cfg, "--out", run, "--no-progress", *again)
+            assert code == 0, err
+            assert (run / "complete.json").exists()
+            pd.testing.assert_frame_equal(_rows(run), ref)
+            assert (run / "summary.csv").read_bytes() == ref_summary
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return interrupted
+
+
+def test_signals_at_random_points_end_cleanly_and_resume_to_the_same_rows(small_run, tmp_path):
+    assert _interrupt_at_random_points(small_run, tmp_path, tries=3, seed=23) >= 1
+
+
+@pytest.mark.slow
+def test_signals_at_twenty_random_points(small_run, tmp_path):
+    assert _interrupt_at_random_points(small_run, tmp_path, tries=20, seed=2026) >= 10
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT])
+def test_the_console_script_ends_an_interrupted_sweep_with_130_not_a_crash(small_run, tmp_path, sig):
+    cfg, out = small_run
+    run = tmp_path / "int"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raisim.cli", "sweep", str(cfg), "--out", str(run), "--no-progress"],
+        cwd=REPO,
+        env=dict(os.environ, PYTHONWARNINGS="ignore"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((run / "chunks").glob("*.parquet")):
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    err = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 128 + sig, err[-2000:]
+    assert err.strip().splitlines()[-1].startswith(f"raisim: interrupted by {signal.Signals(sig).name};")
+    assert "Traceback" not in err and "Segmentation" not in err
+    assert not (run / "complete.json").exists()
+    assert main(["sweep", str(cfg), "--out", str(run), "--resume", "--no-progress"]) == 0
+    pd.testing.assert_frame_equal(_rows(run), _rows(out))
+
+
+class _Records:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def __enter__(self):
+        import logging
+
+        self.handler = logging.Handler()
+        self.handler.emit = lambda record: self.lines.append(record.getMessage())
+        logging.getLogger("raisim").addHandler(self.handler)
+        return self
+
+    def __exit__(self, *exc):
+        import logging
+
+        logging.getLogger("raisim").removeHandler(self.handler)
+
+
+@pytest.mark.parametrize("damage", ["middle", "truncated", "no_checksum"])
+def test_a_damaged_chunk_is_quarantined_and_recomputed(small_run, tmp_path, damage):
+    cfg, out = small_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    victim = copy / "chunks" / "cell0001_draw000_block00000.parquet"
+    data = bytearray(victim.read_bytes())
+    if damage == "middle":
+        mid = len(data) // 2
+        data[mid : mid + 16] = bytes(16)
+        victim.write_bytes(bytes(data))
+        pq.ParquetFile(victim)  # the footer is intact: pyarrow still opens the file
+    elif damage == "truncated":
+        victim.write_bytes(bytes(data[: len(data) // 2]))
+    else:  # killed between the chunk and its checksum
+        victim.with_suffix(".sha256").unlink()
+    with _Records() as log:
+        assert main(["sweep", str(cfg), "--out", str(copy), "--resume", "--no-progress"]) == 0
+    assert any(victim.name in m and "quarantine" in m for m in log.lines), log.lines
+    assert [p.name.split(".parquet")[0] for p in (copy / "quarantine").glob("*.parquet.*")] == [victim.stem]
+    pd.testing.assert_frame_equal(_rows(copy), _rows(out))
+    assert (copy / "summary.csv").read_bytes() == (out / "summary.csv").read_bytes()
+    assert (copy / "complete.json").exists()
+
+
+def test_the_summary_refuses_a_damaged_chunk_and_names_it(small_run, tmp_path):
+    cfg, out = small_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    victim = copy / "chunks" / "cell0000_draw000_block00001.parquet"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(InputError) as info:
+        summarise(load_sweep(cfg), copy)
+    assert victim.stem in info.value.one_line() and "--resume" in info.value.one_line()
+    assert not victim.exists() and list((copy / "quarantine").iterdir())
+
+
+def test_a_full_disk_mid_sweep_is_one_line_and_the_directory_resumes(small_run, tmp_path, monkeypatch):
+    import errno
+
+    from helpers import cli
+
+    from raisim.io import store
+
+    cfg, out = small_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(out), str(copy)], check=True)
+    (copy / "chunks" / "cell0001_draw000_block00001.parquet").unlink()
+    (copy / "complete.json").unlink()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as mp:
+        mp.setattr(store.os, "fsync", full)
+        code, _, err = cli("sweep", cfg, "--out", copy, "--resume", "--no-progress")
+    assert code == 2 and "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]  # after the run's header line: the one-line error
+    for needle in ("error: ", "cell0001_draw000_block00001.parquet", "'<write>'", "No space left"):
+        assert needle in last, (needle, last)
+    assert not list(copy.rglob("*.tmp")) and not (copy / "complete.json").exists()
+    code, _, err = cli("sweep", cfg, "--out", copy, "--resume", "--no-progress")
+    assert code == 0, err
+    pd.testing.assert_frame_equal(_rows(copy), _rows(out))
+
+
+def test_resume_of_a_complete_run_recomputes_nothing(small_run, tmp_path):
+    from helpers import cli
+
+    cfg, out = small_run
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-a", str(out), str(copy)], check=True)
+    code, _, err = cli("sweep", cfg, "--out", copy, "--resume", "--no-progress")
+    assert code == 0, err
+    assert "0 chunk(s) computed, 4 already on disk" in err
+    assert (copy / "complete.json").exists()
+
+
+def test_censored_patients_have_their_own_column_not_a_nan(small_run):
+    cfg, out = small_run
+    rows = read_chunks(out)
+    ok = rows["ok"].astype(bool)
+    assert rows.loc[ok, "pfs_months"].notna().all()  # NaN marks only a failed patient
+    censored = ok & ~rows["pfs_event"].astype(bool)
+    assert censored.any() and (ok & rows["pfs_event"].astype(bool)).any()
+    months = load_sweep(cfg).cells[0].protocol.followup.end_months
+    # a censored patient is followed to the end of follow-up (or past it, when a late scan ran longer)
+    assert (rows.loc[censored, "pfs_months"] >= months - 1e-9).all()
+    progressed = rows["pfs_event"].astype(bool) & (rows["pfs_months"] <= 12.0 + 1e-9)
+    np.testing.assert_array_equal(rows.loc[ok, "progressed_12m"], progressed[ok].astype(float))
+
+
+def test_written_files_follow_the_umask(small_run):
+    cfg, out = small_run
+    mask = os.umask(0o022)
+    os.umask(mask)
+    files = [p for p in out.rglob("*") if p.is_file() and p.name != ".raisim.lock"]
+    assert len(files) > 5
+    for p in files:
+        assert p.stat().st_mode & 0o777 == 0o666 & ~mask, (p.name, oct(p.stat().st_mode))

@@ -138,6 +138,38 @@ def load_calibration_config(path: str | Path) -> CalibrationConfig:
 # ---------------------------------------------------------------------------
 
 
+def usable_emulator(cfg: CalibrationConfig, table: TrialsTable) -> tuple[Path, ArmEmulator] | None:
+    """The config's emulator (``emulator.file``) or the shipped one, when it was trained on these
+    parameters and can emulate every row of ``table``; None when the shipped one does not fit
+    (it is then trained). Reads files only: :func:`get_emulator` and the command's checks share it.
+
+    **Raises:**
+
+    - `InputError`: ``emulator.file`` is missing, unreadable, or trained on other parameters or rows.
+    """
+    names = [p.name for p in parameter_space(cfg.parameters)]
+    path = Path(cfg.emulator.file) if cfg.emulator.file else SHIPPED / "emulator.npz"
+    if not path.exists():
+        if cfg.emulator.file:
+            raise InputError(path, "emulator.file", "an existing emulator .npz (from raisim calibrate)")
+        return None
+    try:
+        emu = ArmEmulator.load(path)
+    except Exception:  # noqa: BLE001 - any unreadable file is the same one-line error
+        raise InputError(path, "emulator.file", "a readable emulator .npz (from raisim calibrate)") from None
+    fits = [p.name for p in emu.parameters] == names
+    if fits:
+        try:
+            TableLikelihood(table, emu)
+        except InputError:
+            fits = False
+    if fits:
+        return path, emu
+    if cfg.emulator.file:
+        raise InputError(path, "emulator.file", "an emulator trained on these parameters and trials rows")
+    return None
+
+
 def get_emulator(
     cfg: CalibrationConfig,
     table: TrialsTable,
@@ -161,23 +193,12 @@ def get_emulator(
     """
     log = log or _LOG.info
     space = parameter_space(cfg.parameters)
-    names = [p.name for p in space]
-    candidates = [] if retrain else [Path(cfg.emulator.file)] if cfg.emulator.file else [SHIPPED / "emulator.npz"]
-    for path in candidates:
-        if path.exists():
-            emu = ArmEmulator.load(path)
-            fits = [p.name for p in emu.parameters] == names
-            if fits:
-                try:
-                    TableLikelihood(table, emu)
-                except InputError:
-                    fits = False
-            if fits:
-                n = emu.meta.get("patients", 0) + emu.meta.get("refine_patients", 0)
-                log(f"emulator: {path} ({len(emu.keys)} targets, trained on {n} virtual patients)")
-                return emu
-            if cfg.emulator.file:
-                raise InputError(path, "emulator.file", "an emulator trained on these parameters and trials rows")
+    found = None if retrain else usable_emulator(cfg, table)
+    if found is not None:
+        path, emu = found
+        n = emu.meta.get("patients", 0) + emu.meta.get("refine_patients", 0)
+        log(f"emulator: {path} ({len(emu.keys)} targets, trained on {n} virtual patients)")
+        return emu
     log(f"emulator: {cfg.emulator.patients} virtual patients × every arm on the full model (saved blocks reused)")
     t0 = time.time()
     design = simulate_design(table, space, cfg.emulator.patients, cfg.seed, cache_dir=out, progress=progress)

@@ -41,6 +41,7 @@ from ..engine.batch import SolverSettings, run_cohort
 from ..engine.cohort import Cohort
 from ..engine.course import PatientRow
 from ..engine.plan import cell_shapes, merge_padding
+from ..io.errors import InputError
 from ..io.trials import TrialRow, TrialsTable
 from ..protocol.arms import arm_protocol, genotype_weights
 from ..protocol.schema import Protocol
@@ -118,17 +119,23 @@ def table_targets(table: TrialsTable) -> tuple[list[Target], list[Run]]:
     runs: list[Run] = []
     source = str(table.path)
     hashes: dict[tuple[int, str], str] = {}
-    for row in table.rows:
-        if row.endpoint == "grade3_ae":
-            continue
+    simulated = [row for row in table.rows if row.endpoint != "grade3_ae"]
+    for row in simulated:  # every design first: a nested row may come before its parent in the file
         for g in row_genotypes(row):
             p = arm_protocol(row, g, source)
-            h = hashes[(row.line, g)] = design_hash(p)
+            hashes[(row.line, g)] = design_hash(p)
             runs.append(Run(row.line, g, p, row.endpoint == "response"))
+    for row in simulated:
+        for g in row_genotypes(row):
+            h = hashes[(row.line, g)]
             if row.endpoint == "response":
                 targets += [Target(row.line, g, q, h) for q in RESPONSE_QUANTITIES]
             elif row.line in parent:
-                parent_hash = hashes[(parent[row.line], g)]
+                parent_hash = hashes.get((parent[row.line], g))
+                if parent_hash is None:
+                    raise InputError(
+                        source, "genotype", "the genotypes of the i124_increase row it is nested in", row=row.line
+                    )
                 targets.append(Target(row.line, g, "dosimetry_given_increase", f"{h}+{parent_hash}"))
             else:
                 targets.append(Target(row.line, g, "readout", h))

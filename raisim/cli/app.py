@@ -1,19 +1,26 @@
-"""Command line: ``raisim simulate | sweep | predict | schema | trials | version``.
+"""Command line: ``raisim simulate | sweep | predict | calibrate | check | schema | trials | version``.
 
 Exit codes: 0 success (per-patient solver failures are flagged in the output
-and counted on stderr), 2 bad input (one line naming the file, the field and
-what is allowed; nothing is written).
+and counted on stderr), 2 bad input or an output that cannot be written (one
+line naming the file, the field and what is allowed; nothing half-written),
+130 SIGINT (Ctrl-C) and 143 SIGTERM (one line; see :mod:`raisim.cli.interrupt`).
+``--dry-run`` on a command, or ``raisim check FILE``, runs every check the
+command makes before its first solve or write, and stops there.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
 from ..io.errors import EXIT_BAD_INPUT, InputError
 from ..runtime import configure
+from .interrupt import Interrupted, interruptible
+
+_DRY_RUN = "run every check the command makes (inputs, output directory, the solve's plan), then stop: nothing written"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="simulate one patient through a protocol")
     s.add_argument("config", help="protocol YAML (configs/protocols/*.yaml)")
-    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--out", default=None, help="output directory (required unless --dry-run)")
     s.add_argument(
         "--seed",
         type=int,
@@ -44,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--draw", type=int, default=None, metavar="N", help="posterior draw N instead of the central one")
     s.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
+    s.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
     s.add_argument(
         "--pk-report",
         type=int,
@@ -55,13 +63,14 @@ def _parser() -> argparse.ArgumentParser:
 
     w = sub.add_parser("sweep", help="run a protocol grid over a virtual cohort (chunks, summary, figure)")
     w.add_argument("config", help="sweep YAML (configs/sweeps/*.yaml)")
-    w.add_argument("--out", required=True, help="run directory")
+    w.add_argument("--out", default=None, help="run directory (required unless --dry-run)")
     w.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same config)")
     w.add_argument("--force", action="store_true", help="replace the results of an earlier run in --out")
     w.add_argument("--seed", type=int, default=None, help="cohort and draw seed (default: the config's seed)")
     w.add_argument("--patients", type=int, default=None, help="virtual patients per cell (default: the config's)")
     w.add_argument("--devices", type=int, default=None, help="local devices to split patients over (default: all)")
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
+    w.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
     w.add_argument(
         "--distributed",
         action="store_true",
@@ -86,10 +95,11 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--patients", type=int, default=32, help="virtual patients per arm, genotype and draw (default 32)")
     pr.add_argument("--json", action="store_true", help="print the JSON of the CLI contract")
     pr.add_argument("--seed", type=int, default=0, help="virtual cohort and prior-draw seed")
+    pr.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
 
     ca = sub.add_parser("calibrate", help="fit the population parameters to the trials table (NUTS or SVI)")
     ca.add_argument("config", help="calibration YAML (configs/calibration/*.yaml)")
-    ca.add_argument("--out", required=True, help="output directory")
+    ca.add_argument("--out", default=None, help="output directory (required unless --dry-run)")
     ca.add_argument(
         "--seed", type=int, default=None, help="design, sampler and predictive seed (default: the config's)"
     )
@@ -99,6 +109,18 @@ def _parser() -> argparse.ArgumentParser:
     ca.add_argument("--retrain", action="store_true", help="train the emulator on the full model even if one fits")
     ca.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
     ca.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ca.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
+
+    ch = sub.add_parser(
+        "check", help="validate a protocol, sweep or calibration YAML or a trials CSV as its command would"
+    )
+    ch.add_argument("file", help="the file to check")
+    ch.add_argument(
+        "--kind",
+        choices=("protocol", "sweep", "calibration", "trials"),
+        default=None,
+        help="what the file is (default: trials for .csv, else read from the YAML's keys)",
+    )
 
     sc = sub.add_parser("schema", help="print the JSON schema of protocol, sweep or calibration files")
     sc.add_argument("--config", choices=("protocol", "sweep", "calibration"), default="protocol")
@@ -125,14 +147,39 @@ def _log_to_stderr() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (default: ``sys.argv``) and run the command; returns the exit code (0, 2 bad input, 130)."""
+    """Parse ``argv`` (default: ``sys.argv``) and run the command.
+
+    **Returns:**
+
+    The exit code: 0, 2 (bad input or an unwritable output: one line on stderr), 130 (SIGINT) or
+    143 (SIGTERM).
+    """
+    try:
+        with interruptible():
+            return _main(argv)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
+        print(
+            f"raisim: interrupted by {name}; files already written are whole, and an output directory "
+            "without complete.json is incomplete (a sweep continues with --resume)",
+            file=sys.stderr,
+        )
+        return 128 + signum
+
+
+def _main(argv: list[str] | None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     _log_to_stderr()
     import matplotlib
 
     matplotlib.use("Agg")  # figures go to files
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad command line (2, its one line already printed)
+        return exc.code if isinstance(exc.code, int) else 0
     from .calibrate import cmd_calibrate
+    from .check import cmd_check
     from .info import cmd_schema, cmd_trials, cmd_version
     from .predict import cmd_predict
     from .simulate import cmd_simulate
@@ -143,24 +190,36 @@ def main(argv: list[str] | None = None) -> int:
         "sweep": cmd_sweep,
         "predict": cmd_predict,
         "calibrate": cmd_calibrate,
+        "check": cmd_check,
         "schema": cmd_schema,
         "trials": cmd_trials,
         "version": cmd_version,
     }[args.command]
     try:
         configure()  # float64, the XLA CPU flag, one jax CPU device per core (before jax starts)
+        if getattr(args, "out", "") is None and not args.dry_run:
+            raise InputError("<command line>", "--out", "an output directory (required unless --dry-run)")
         return handler(args)
     except InputError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
 
 
 def entry() -> None:
-    """Console-script entry point: :func:`main`, then exit with its code."""
-    sys.exit(main())
+    """Console-script entry point: :func:`main`, then exit with its code.
+
+    An interrupted run ends with ``os._exit`` once its streams are flushed: the ordinary interpreter
+    exit tears jax down while its threads may still run (it crashed with a segmentation fault).
+    """
+    code = main()
+    if code in (128 + 2, 128 + 15):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -11,24 +11,15 @@ import pandas as pd
 
 def cmd_calibrate(args) -> int:
     """``raisim calibrate``: fit the population parameters (see :mod:`raisim.calibration.fit`); exit code."""
-    from tqdm import tqdm
 
     from ..calibration.fit import (
-        TableLikelihood,
-        fit_posterior,
-        get_emulator,
-        get_facts,
         load_calibration_config,
         load_trials,
         load_trials_for,
-        posterior_diagnostics,
-        posterior_params,
-        predictive_table,
-        prior_params,
-        thin,
+        usable_emulator,
     )
-    from ..io.store import manifest, prepare_out_dir, write_json
-    from .plots import predictive_figure
+    from ..io.store import check_out_dir
+    from .outputs import dry_run_done, writing
 
     cfg = load_calibration_config(args.config)
     update: dict = {}
@@ -41,7 +32,34 @@ def cmd_calibrate(args) -> int:
     cfg = cfg.model_copy(update=update)
     full = load_trials(cfg.trials)
     table, left_out = load_trials_for(cfg, args.leave_out, "<command line>")
-    out = prepare_out_dir(args.out, force=args.force)
+    if not args.retrain:
+        usable_emulator(cfg, full)  # a given emulator.file that cannot serve stops here, before any write
+    if args.out is not None:
+        check_out_dir(args.out, force=args.force)
+    if args.dry_run:
+        return dry_run_done("calibrate", f"{args.config}: {len(table.rows)} trials rows, method {cfg.method}")
+    with writing(args.out, force=args.force) as out:
+        return _calibrate_into(out, args, cfg, full, table, left_out)
+
+
+def _calibrate_into(out: Path, args, cfg, full, table, left_out) -> int:
+    """Fit and write every output into the locked directory ``out``, the completion marker last."""
+    from tqdm import tqdm
+
+    from ..calibration.fit import (
+        TableLikelihood,
+        fit_posterior,
+        get_emulator,
+        get_facts,
+        posterior_diagnostics,
+        posterior_params,
+        predictive_table,
+        prior_params,
+        thin,
+    )
+    from ..io.store import manifest, mark_complete, write_csv, write_json
+    from .plots import predictive_figure
+
     show = not args.no_progress
 
     def log(msg: str) -> None:
@@ -69,7 +87,7 @@ def cmd_calibrate(args) -> int:
         + f"; {len(emu.parameters)} emulated parameters; method {cfg.method}"
     )
     prior = predictive_table(lik, prior_params(lik, 400, cfg.seed + 3), cfg.seed, new_trials=False)
-    prior.to_csv(out / "prior_predictive.csv", index=False)
+    write_csv(out / "prior_predictive.csv", prior)
     _save_figure(
         predictive_figure(prior, "prior predictive (emulator): observed vs prior"), out / "prior_predictive.png"
     )
@@ -77,20 +95,23 @@ def cmd_calibrate(args) -> int:
     keep = cfg.nuts.thin_to if cfg.method == "nuts" else cfg.svi.samples
     idata = thin(idata, keep)
     tmp = out / ".posterior.nc.tmp"
-    idata.to_netcdf(str(tmp))
-    tmp.replace(out / "posterior.nc")
+    try:  # through a temporary file, like every other output
+        idata.to_netcdf(str(tmp))
+        tmp.replace(out / "posterior.nc")
+    finally:
+        tmp.unlink(missing_ok=True)
     diag = posterior_diagnostics(idata, stats)
-    diag.to_csv(out / "diagnostics.csv", index=False)
+    write_csv(out / "diagnostics.csv", diag)
     draws = posterior_params(idata, lik)
     ppc = predictive_table(lik, draws, cfg.seed, new_trials=False)
-    ppc.to_csv(out / "ppc.csv", index=False)
+    write_csv(out / "ppc.csv", ppc)
     _save_figure(
         predictive_figure(ppc, f"posterior predictive ({cfg.method}, emulator): observed vs fit"), out / "ppc.png"
     )
     extra: dict = {"stats": stats, "emulator": emu.meta, "leave_out": args.leave_out}
     if left_out is not None:
         loo = predictive_table(TableLikelihood(left_out, emu, facts), draws, cfg.seed, new_trials=True)
-        loo.to_csv(out / "loo.csv", index=False)
+        write_csv(out / "loo.csv", loo)
         extra["loo_inside95"] = f"{int(loo['inside95'].sum())}/{len(loo)}"
     for name in facts.keys:
         v = idata.posterior[f"fact:{name}"].values
@@ -103,6 +124,7 @@ def cmd_calibrate(args) -> int:
     write_json(
         out / "manifest.json", manifest("calibrate", cfg.model_dump(mode="json"), cfg.seed, args.config, **extra)
     )
+    mark_complete(out, "calibrate", sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
     _print_report(diag, stats, ppc, extra)
     return 0
 
@@ -110,10 +132,10 @@ def cmd_calibrate(args) -> int:
 def _save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=130)
+    from ..io.store import atomic_savefig
+
+    atomic_savefig(fig, path, dpi=130)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _print_report(diag: pd.DataFrame, stats: dict, ppc: pd.DataFrame, extra: dict) -> None:

@@ -32,6 +32,15 @@ def cmd_predict(args) -> int:
     else:
         draws = typical_draws()
         source = "the cards' typical values (no posterior shipped)"
+    from ..calibration.targets import table_targets
+    from ..engine.plan import plan_cell
+
+    for run in table_targets(table)[1]:
+        plan_cell(run.protocol)  # every arm's courses on its output grid: what the solve will need
+    if args.dry_run:
+        from .outputs import dry_run_done
+
+        return dry_run_done("predict", f"{table.path}: {len(table.rows)} rows; parameters: {source}")
     print(
         f"raisim predict: {len(table.rows)} rows of {table.path}; parameters: {source}; "
         f"{args.patients} virtual patients per arm, genotype and draw, seed {args.seed}",

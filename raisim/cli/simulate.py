@@ -9,12 +9,12 @@ from ..io.errors import InputError
 
 def cmd_simulate(args) -> int:
     """``raisim simulate``: one patient → timecourse.csv, outcome.json, timecourse.png (and a PK report); exit code."""
-    from ..engine.simulate import simulate
-    from ..io.store import atomic_savefig, manifest, prepare_out_dir, write_csv, write_json
+    from ..engine.plan import plan_cell
+    from ..io.store import check_out_dir
     from ..protocol.schema import load_protocol
-    from .plots import timecourse_figure
+    from .outputs import dry_run_done, writing
 
-    protocol = load_protocol(args.config)  # validate before touching the output directory
+    protocol = load_protocol(args.config)  # validate everything before touching the output directory
     if args.pk_report < 0 or args.pk_report == 1:
         raise InputError(
             "<command line>", "--pk-report", "a number of virtual patients >= 2 (0 = no report)", got=args.pk_report
@@ -28,7 +28,23 @@ def cmd_simulate(args) -> int:
     from ..io.parameter_draws import parameter_set
 
     params = parameter_set(args.draw if args.draw is not None else args.parameters)
-    out = prepare_out_dir(args.out, force=args.force)
+    if args.out is not None:
+        check_out_dir(args.out, force=args.force)
+    plan = plan_cell(protocol)  # every course on the output grid: what the solve will need
+    if args.dry_run:
+        return dry_run_done(
+            "simulate", f"{args.config}: protocol '{protocol.name}', {len(plan.courses)} course(s); {params.describe()}"
+        )
+    with writing(args.out, force=args.force) as out:
+        return _simulate_into(out, args, protocol, params)
+
+
+def _simulate_into(out, args, protocol, params) -> int:
+    """Simulate and write every output into the locked directory ``out``, the completion marker last."""
+    from ..engine.simulate import simulate
+    from ..io.store import atomic_savefig, manifest, mark_complete, write_csv, write_json
+    from .plots import timecourse_figure
+
     print(
         f"raisim simulate: {protocol.name} ({protocol.patient.genotype}, "
         f"{len(protocol.patient.lesions)} lesions), seed {args.seed}, patient {args.patient}; "
@@ -80,6 +96,7 @@ def cmd_simulate(args) -> int:
             parameters={"source": params.source, "draw": params.draw, "posterior": params.path},
         ),
     )
+    mark_complete(out, "simulate", outputs)
     if outcome["solver"]["ok"]:
         _print_summary(outcome)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..io.errors import InputError
+from .interrupt import check_interrupted
 from .progress import ProgressBar
 
 
@@ -12,36 +13,59 @@ def cmd_sweep(args) -> int:
     """``raisim sweep``: run a sweep grid into ``--out`` (chunks, summary.csv, figure); exit code."""
     import jax
 
-    if args.distributed:
+    if args.distributed and not args.dry_run:
         given = {
             "coordinator_address": args.coordinator,
             "num_processes": args.num_processes,
             "process_id": args.process_id,
         }
         jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None})
-    import matplotlib.pyplot as plt
-
-    from ..io.store import atomic_savefig
+    from ..engine.plan import plan_cell
     from ..sweep.config import load_sweep
-    from ..sweep.runner import check_run_dir, parameter_draws, run_sweep
-    from ..sweep.summary import dose_response_table, reference_label, summarise
-    from .plots import duration_response_figure
+    from ..sweep.runner import check_run_dir, parameter_draws
+    from .outputs import dry_run_done
 
     sweep = load_sweep(args.config, seed=args.seed, patients=args.patients)  # validate before touching --out
     if args.devices is not None and not 1 <= args.devices <= len(jax.local_devices()):
         raise InputError(
             "<command line>", "--devices", f"1 to {len(jax.local_devices())} (local devices)", got=args.devices
         )
-    if jax.process_index() == 0:  # the other processes join the directory process 0 prepares
+    if args.out is not None and jax.process_index() == 0:  # the others join the directory process 0 prepares
         check_run_dir(args.out, sweep, resume=args.resume, force=args.force)
-    cfg = sweep.config
     n_draws = len(parameter_draws(sweep))
+    for cell in sweep.cells:
+        plan_cell(cell.protocol)  # every cell's courses on its output grid: what the solve will need
+    cfg = sweep.config
+    total = len(sweep.cells) * n_draws * cfg.cohort.patients
+    if args.dry_run:
+        return dry_run_done(
+            "sweep", f"{args.config}: {len(sweep.cells)} cells x {n_draws} draw(s) x {cfg.cohort.patients} patients"
+        )
     print(
         f"raisim sweep: {cfg.name}: {len(sweep.cells)} cells x {n_draws} draw(s) x {cfg.cohort.patients} patients "
-        f"= {len(sweep.cells) * n_draws * cfg.cohort.patients} patient-protocols on "
+        f"= {total} patient-protocols on "
         f"{args.devices or len(jax.local_devices())} {jax.default_backend()} device(s), seed {cfg.seed}",
         file=sys.stderr,
     )
+    if jax.process_index() != 0:  # a joining process writes only its own chunks
+        return _run(args, sweep)
+    from .outputs import writing
+
+    with writing(args.out, force=args.force, resume=args.resume):
+        return _run(args, sweep)
+
+
+def _run(args, sweep) -> int:
+    """Run the missing work units, then (process 0) summarise, plot and mark the directory complete."""
+    import jax
+    import matplotlib.pyplot as plt
+
+    from ..io.store import atomic_savefig, mark_complete
+    from ..sweep.runner import run_sweep
+    from ..sweep.summary import dose_response_table, reference_label, summarise
+    from .plots import duration_response_figure
+
+    cfg = sweep.config
     bar = ProgressBar(" patient-protocols", enabled=not args.no_progress)
     try:
         report = run_sweep(
@@ -50,7 +74,7 @@ def cmd_sweep(args) -> int:
             resume=args.resume,
             force=args.force,
             devices=args.devices,
-            progress=bar,
+            progress=lambda done, total: (check_interrupted(), bar(done, total)),
             config_path=args.config,
         )
     finally:
@@ -79,7 +103,11 @@ def cmd_sweep(args) -> int:
     atomic_savefig(fig, out / "duration_response.png", dpi=110)
     plt.close(fig)
     _print_sweep(summary, sweep.knob_names, reference_label(sweep))
-    print(f"wrote {out}/: chunks/*.parquet, manifest.json, summary.csv, duration_response.png", file=sys.stderr)
+    mark_complete(out, "sweep", ["manifest.json", "chunks/", "summary.csv", "duration_response.png"])
+    print(
+        f"wrote {out}/: chunks/*.parquet, manifest.json, summary.csv, duration_response.png, complete.json",
+        file=sys.stderr,
+    )
     return 0
 
 

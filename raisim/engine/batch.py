@@ -214,7 +214,8 @@ def run_cohort(
     A :class:`raisim.engine.course.PatientRow` of numpy arrays with a leading patient axis
     (its ``columns()`` are the outcome table, :func:`outcome_frame`): in ``summary``,
     ``activity_gbq`` (GBq), ``best_projected_gy_per_gbq`` (Gy/GBq), ``best_lesion_gy`` and
-    ``best_lesion_bed_gy`` and ``lung_dose_gy`` (Gy), ``pfs_months`` (months after the anchor),
+    ``best_lesion_bed_gy`` and ``lung_dose_gy`` (Gy), ``pfs_months`` (months after the anchor to
+    progression, or to the end of follow-up when ``pfs_event`` is false: censored),
     ``ae_day`` (study day, −1 if none), ``days_on_tki`` (days the patient took a TKI on the
     followed course), ``sum_change_pct``/``tg_change_pct`` (% of baseline), ``p_*``
     (probabilities in [0, 1]), ``recist`` (codes 0 CR … 3 PD), ``steps`` (solver steps) and
@@ -305,7 +306,7 @@ def outcome_frame(rows: PatientRow, months: list[float], scan_names: list[str]) 
             cols[k] = v
     frame = pd.DataFrame(cols)
     followed_12m = max(months) >= 12.0  # a shorter follow-up cannot say who progressed by 12 months
-    progressed = (frame["pfs_months"] <= 12.0 + 1e-9).astype(float)
+    progressed = (frame["pfs_event"].astype(bool) & (frame["pfs_months"] <= 12.0 + 1e-9)).astype(float)
     frame["progressed_12m"] = np.where(frame["ok"] & followed_12m, progressed, np.nan)
     return frame
 

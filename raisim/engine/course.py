@@ -86,7 +86,8 @@ class CourseSummary(eqx.Module):
 
     ``p_scan``/``scan_success`` per scan position; ``recist`` (codes 0 CR … 3 PD),
     ``sum_change_pct`` and ``tg_change_pct`` (% of baseline) per follow-up assessment;
-    ``pfs_months``: months after the anchor; ``ae_day``: study day (−1 if none);
+    ``pfs_months``: months after the anchor to progression (``pfs_event`` true) or to the end of
+    follow-up (``pfs_event`` false: censored); ``ae_day``: study day (−1 if none);
     ``days_on_tki``: days the patient took a TKI; ``steps``: solver steps.
     """
 
@@ -103,6 +104,7 @@ class CourseSummary(eqx.Module):
     recist: Int[Array, " a"]
     sum_change_pct: Float[Array, " a"]
     pfs_months: Float[Array, ""]
+    pfs_event: Bool[Array, ""]
     tg_change_pct: Float[Array, " a"]
     grade3_ae: Bool[Array, ""]
     discontinued: Bool[Array, ""]
@@ -306,6 +308,7 @@ def course_outcome(
     post_p = wbs_visibility(
         dos, post * gbq * 1000.0, dos.tumour_to_background(ratio_at(spec.therapy_img, c, post), diam0)
     )
+    pfs_months, pfs_event = progression_months(grid, diam, spec.anchor)
     summary = dict(
         ok=sol.ok,
         steps=sol.num_steps,
@@ -319,7 +322,8 @@ def course_outcome(
         lung_dose_gy=gbq * jnp.sum(jnp.where(lung, cum[-1], 0.0)) * lung_s,
         recist=code,
         sum_change_pct=change,
-        pfs_months=progression_months(grid, diam, spec.anchor),
+        pfs_months=pfs_months,
+        pfs_event=pfs_event,
         tg_change_pct=100.0 * (tg[spec.assess] / jnp.maximum(tg0, 1e-12) - 1.0),
         grade3_ae=cut.grade3,
         discontinued=cut.discontinued,

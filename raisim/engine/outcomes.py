@@ -86,7 +86,8 @@ class PatientOutcome:
     ``seed`` and ``patient``: the cohort seed and the patient's number in it (its random streams);
 
     ``rai``: activity in GBq, projected doses Gy/GBq, retention a fraction; ``progression_free_months``:
-    months after RAI (after day 1 without RAI); ``tg``: ng/mL, changes %, days study days;
+    months after RAI (after day 1 without RAI) to progression (``pfs_event`` true) or to the end of
+    follow-up (``pfs_event`` false: censored, no progression seen); ``tg``: ng/mL, changes %, days study days;
     ``toxicity``: days on drug, probabilities in [0, 1], AE study day; see :class:`ScanReadout` and
     :class:`LesionOutcome` for the rest.
     """
@@ -101,6 +102,7 @@ class PatientOutcome:
     lesions: list[LesionOutcome]
     recist: list[dict]
     progression_free_months: float | None
+    pfs_event: bool | None
     tg: dict
     toxicity: dict
     solver: dict
@@ -330,14 +332,27 @@ RECIST_CODES = ("CR", "PR", "SD", "PD")
 
 def progression_months(
     grid_h: Float[Array, " t"], diam_mm: Float[Array, "t l"], anchor: Int[Array, ""]
-) -> Float[Array, ""]:
-    """Months (of 365.25/12 days) from the anchor (grid index) to the first time the sum of diameters
-    is ≥ 20 % and ≥ 5 mm above its running nadir since the anchor; NaN if it never is."""
+) -> tuple[Float[Array, ""], Bool[Array, ""]]:
+    """Progression-free time as survival data: time to event or to censoring, and the event flag.
+
+    **Arguments:**
+
+    - `grid_h`: the output grid, h (a padded grid repeats its last time).
+    - `diam_mm`: lesion diameters on the grid, mm.
+    - `anchor`: grid index of the follow-up anchor (RAI, else day 1).
+
+    **Returns:**
+
+    ``(months, progressed)``: months (of 365.25/12 days) from the anchor to the first time the sum
+    of diameters is ≥ 20 % and ≥ 5 mm above its running nadir since the anchor (``progressed``
+    true), or to the end of follow-up when it never is (``progressed`` false: censored).
+    """
     sums = jnp.sum(diam_mm, axis=1)
     j = jnp.arange(sums.shape[0])
     after = j >= anchor
     running = jax.lax.cummin(jnp.where(after, sums, jnp.inf))
     nadir = jnp.concatenate([jnp.asarray([jnp.inf]), running[:-1]])
     hit = after & (sums >= 1.2 * nadir) & (sums - nadir >= 5.0)
-    t = jnp.where(jnp.any(hit), grid_h[jnp.argmax(hit)], jnp.nan)
-    return (t - grid_h[anchor]) / 24.0 / DAYS_PER_MONTH
+    progressed = jnp.any(hit)
+    t = jnp.where(progressed, grid_h[jnp.argmax(hit)], grid_h[-1])
+    return (t - grid_h[anchor]) / 24.0 / DAYS_PER_MONTH, progressed

@@ -134,25 +134,82 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
     return loc or "<root>", err["msg"]
 
 
-def read_yaml(path: str | Path, kind: str) -> object:
-    """Parse a YAML file; a missing file, a directory or bad YAML is a one-line :class:`InputError`.
+#: The largest configuration file read, bytes: a protocol, sweep or calibration file is a few kB,
+#: so anything this big is a wrong path (a data file, a binary), refused before it is parsed.
+MAX_CONFIG_BYTES = 1 << 20
 
-    ``kind`` names the file in messages, e.g. ``"protocol YAML file"``.
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last would silently win)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # '<<' merges are YAML's own way to override
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # an unhashable key: SafeLoader's own error follows
+            if duplicate:
+                raise _DuplicateKey(key, key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, mark):
+        self.key, self.problem_mark = key, mark
+
+
+def read_yaml(path: str | Path, kind: str) -> object:
+    """Parse a YAML file strictly.
+
+    **Arguments:**
+
+    - `path`: the file.
+    - `kind`: names the file in messages, e.g. ``"protocol YAML file"``.
+
+    **Returns:**
+
+    The parsed document (``yaml.safe_load`` types).
+
+    **Raises:**
+
+    - `InputError` (one line): a missing or unreadable file, a directory, a file over
+      :data:`MAX_CONFIG_BYTES`, bytes that are not UTF-8, bad YAML, or a key given twice in one
+      mapping.
     """
     p = Path(path)
     try:
-        text = p.read_text()
+        data = p.read_bytes()
     except FileNotFoundError:
         raise InputError(p, "<file>", f"an existing {kind}") from None
     except IsADirectoryError:
         raise InputError(p, "<file>", f"a {kind}, not a directory") from None
+    except OSError as exc:
+        raise InputError(p, "<file>", f"a readable {kind} ({exc.strerror or exc})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise InputError(p, "<file>", f"a {kind} of at most {MAX_CONFIG_BYTES >> 10} KiB", got=f"{len(data)} bytes")
     try:
-        return yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(p, "<file>", f"a UTF-8 text {kind} (byte {exc.start} is not UTF-8)") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        mark = exc.problem_mark
+        raise InputError(
+            p, f"{exc.key} (yaml line {mark.line + 1})", "each key at most once in a mapping (given twice)"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"<yaml line {mark.line + 1}, column {mark.column + 1}>" if mark is not None else "<yaml>"
         problem = getattr(exc, "problem", None) or "syntax error"
         raise InputError(p, where, f"valid YAML ({problem})") from None
+    except RecursionError:
+        raise InputError(p, "<yaml>", "valid YAML nested less deeply") from None
 
 
 @cache

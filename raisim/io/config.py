@@ -2,7 +2,8 @@
 
 Protocols, sweeps, calibration settings, parameter cards and trials rows all derive
 from :class:`FrozenConfig`, so a misspelt key is an error (one line, exit 2) and a
-loaded configuration cannot change under a run: a variant is a copy
+loaded configuration cannot change under a run, and no ``.inf`` or ``.nan`` reaches the
+model (a float field says "Input should be a finite number"): a variant is a copy
 (``config.model_copy(update={...})``).
 """
 
@@ -12,9 +13,9 @@ from pydantic import BaseModel, ConfigDict
 
 
 class FrozenConfig(BaseModel):
-    """A frozen pydantic model that forbids extra keys."""
+    """A frozen pydantic model that forbids extra keys and non-finite numbers (``.inf``, ``.nan``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 __all__ = ["FrozenConfig"]

@@ -11,6 +11,10 @@ from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 
+#: Exit codes of a run ended by SIGINT (Ctrl-C) or SIGTERM: 128 + the signal number, as shells report.
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
 
 class InputError(ValueError):
     """Bad user input: unknown names, impossible values, malformed files.
@@ -51,3 +55,16 @@ class InputError(ValueError):
             got = f" (got {text if len(text) <= 60 else text[:57] + '...'})"
         line = f"{where}: field '{self.field}'{got}: {self.allowed}"
         return " ".join(line.split())
+
+
+class OutputError(InputError):
+    """An output that cannot be written (no space left, no permission, a read-only file system).
+
+    The same one-line contract as :class:`InputError` (``field`` is ``<write>``), so the command
+    line ends with one line and exit code 2; what was already written stays whole (every file is
+    written through a temporary file), and a sweep directory stays resumable.
+    """
+
+    def __init__(self, file: str | Path, exc: OSError):
+        reason = exc.strerror or str(exc)
+        super().__init__(file, "<write>", f"a writable location with free space (the system said: {reason})")

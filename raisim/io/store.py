@@ -1,12 +1,21 @@
-"""Writing results: output directories, atomic files and the run manifest.
+"""Writing results: output directories, atomic files, the run manifest, the lock and the completion marker.
 
 Every file is written to a temporary name in the same directory and moved
 into place with ``os.replace``, so an interrupted run never leaves a
-half-written file, and a run refused for bad input writes nothing.
+half-written file, and a run refused for bad input writes nothing (commands
+validate everything before their first write). Files get the permissions of
+the user's umask, like any other file they create.
+
+An output directory is written by one process at a time: :func:`out_dir_lock`
+holds an exclusive ``flock`` on ``.raisim.lock`` in it for the whole command.
+A command marks its directory complete with :data:`COMPLETE_MARKER`, written
+last; a directory without it is an interrupted (or running) run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -18,36 +27,176 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, OutputError
 
 LIBRARIES = ("jax", "jaxlib", "diffrax", "equinox", "numpyro", "arviz", "numpy", "scipy", "pydantic", "pandas")
 
 
-def prepare_out_dir(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Create ``out`` or accept it if empty; a non-empty directory needs ``force`` (or ``resume``)."""
+#: Written last by every command that writes a directory; its absence marks an incomplete run.
+COMPLETE_MARKER = "complete.json"
+
+#: The lock file of an output directory (hidden: it does not make a directory "non-empty").
+LOCK_FILE = ".raisim.lock"
+
+_HELD_LOCKS: dict[str, list] = {}
+
+
+def dir_entries(p: Path) -> list[Path]:
+    """What the directory ``p`` holds, its lock file aside (a directory with only that is empty)."""
+    return [q for q in p.iterdir() if q.name != LOCK_FILE]
+
+
+def check_out_dir(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+    """Refuse an output directory that does not fit (writes nothing).
+
+    **Arguments:**
+
+    - `out`: the directory (created later by :func:`prepare_out_dir`).
+    - `force`, `resume`: whether a non-empty directory is accepted.
+
+    **Returns:**
+
+    ``out`` as a path.
+
+    **Raises:**
+
+    - `InputError`: ``out`` is a file, lies under a file, or is non-empty without ``force``/``resume``.
+    """
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise InputError(p, "--out", "a directory path (a file of that name exists)")
-    if p.exists() and any(p.iterdir()) and not (force or resume):
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(p, "--out", f"a directory path ({parent} is a file)")
+            break
+    if p.is_dir() and dir_entries(p) and not (force or resume):
         raise InputError(p, "--out", "an empty or new directory; pass --force to overwrite")
-    p.mkdir(parents=True, exist_ok=True)
     return p
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def make_out_dir(out: str | Path) -> Path:
+    """Create ``out`` (and its parents); an ``OSError`` (no permission, read-only, ``/proc``) is an
+    :class:`InputError` naming ``--out``."""
+    p = Path(out)
     try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(p, "--out", f"a directory that can be created ({exc.strerror or exc})") from None
+    return p
+
+
+def prepare_out_dir(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+    """Check ``out`` (:func:`check_out_dir`), then create it; returns the path."""
+    return make_out_dir(check_out_dir(out, force=force, resume=resume))
+
+
+@contextlib.contextmanager
+def out_dir_lock(out: str | Path):
+    """Hold the exclusive lock of the output directory ``out`` (created if needed) for a block.
+
+    Re-entrant within a process (a command and the library function it calls may both take it).
+    The lock is an ``flock`` on :data:`LOCK_FILE`: the system releases it when the process ends,
+    however it ends, so a killed run never leaves a stale lock.
+
+    **Raises:**
+
+    - `InputError`: another process holds the lock (it names that process), or ``out`` cannot be
+      created.
+    """
+    p = make_out_dir(out)
+    key = str(p.resolve())
+    if key in _HELD_LOCKS:
+        _HELD_LOCKS[key][1] += 1
+        try:
+            yield p
+        finally:
+            _HELD_LOCKS[key][1] -= 1
+        return
+    try:
+        fd = os.open(p / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise InputError(p, "--out", f"a writable directory ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise InputError(
+            p, "--out", f"a directory no other raisim process is writing to (process {holder} is; wait or pick another)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[key] = [fd, 1]
+    try:
+        yield p
+    finally:
+        _HELD_LOCKS[key][1] -= 1
+        if _HELD_LOCKS[key][1] == 0:
+            del _HELD_LOCKS[key]
+            os.close(fd)  # releases the flock
+
+
+def is_complete(out: str | Path) -> bool:
+    """Whether the directory ``out`` carries the completion marker of a finished command."""
+    return (Path(out) / COMPLETE_MARKER).is_file()
+
+
+def clear_complete(out: str | Path) -> None:
+    """Remove the completion marker: called before a command's first write into ``out``."""
+    (Path(out) / COMPLETE_MARKER).unlink(missing_ok=True)
+
+
+def mark_complete(out: str | Path, command: str, outputs: list[str]) -> None:
+    """Write the completion marker (the last write of a command)."""
+    write_json(
+        Path(out) / COMPLETE_MARKER,
+        {"command": command, "outputs": outputs, "finished_utc": datetime.now(UTC).isoformat(timespec="seconds")},
+    )
+
+
+def _umask() -> int:
+    try:  # Linux reports it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file + rename), with the umask's permissions.
+
+    **Raises:**
+
+    - `OutputError`: the file system refused (no space left, no permission, read-only); nothing
+      is left at ``path`` that was not there before, and no temporary file remains.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a result file follows the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        _discard(tmp)
+        raise OutputError(path, exc) from None
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: str | None) -> None:
+    if tmp is not None and os.path.exists(tmp):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -46,6 +46,49 @@ DEFAULT_IMAGING_DELAY_H: dict[str, float] = {
     "post_therapy_wbs": 168.0,
 }
 
+# What the model is valid for. Every size and duration a protocol can ask for is bounded, so a
+# typo (a 10,000-mm lesion, a 100,000-day course) stops with one line instead of running for
+# minutes on numbers outside the model's support. Each bound names its reason; cohort sizes are
+# bounded separately, in the sweep schema, so that 1e6-1e7 patient-protocol sweeps stay possible.
+
+#: Last study day of any TKI course, scan, hold or RAI: two years after the first dose. The
+#: redifferentiation chain is calibrated to courses of 10 days to ~3 months (trials.csv), and
+#: continuation after RAI is months, not years; a later day is extrapolation or a typo.
+MAX_STUDY_DAY = 730
+#: Earliest study day of a baseline scan or rhTSH/withdrawal event: one year before the first dose.
+MIN_STUDY_DAY = -365
+#: Follow-up after RAI, months: 10 years (the trials report response at 6 months and PFS to ~5 years).
+MAX_FOLLOWUP_MONTHS = 120.0
+#: Lesions per patient: RECIST 1.1 follows at most 5 target lesions; 20 leaves room for non-target
+#: lesions followed for dosimetry (the state grows with each lesion).
+MAX_LESIONS = 20
+#: Longest lesion diameter, mm (150 mm, a 1.8-kg sphere): the sphere dosimetry and the tumour
+#: growth law are calibrated on lesions of millimetres to a few centimetres.
+MAX_LESION_DIAMETER_MM = 150.0
+#: Lesion mass, g: the sphere of :data:`MAX_LESION_DIAMETER_MM` at 1 g/mL.
+MAX_LESION_MASS_G = 4.0 / 3.0 * 3.141592653589793 * (MAX_LESION_DIAMETER_MM / 20.0) ** 3
+#: Scans (baseline, selection, re-scans) and branches per protocol, holds and dose changes per course.
+MAX_SCANS = 12
+MAX_BRANCHES = 4
+MAX_SCHEDULE_CHANGES = 50
+#: Drugs per regimen: combinations in trials.csv have at most 2 (BRAF + MEK inhibitor); the PK
+#: checks give every linear drug card in one regimen.
+MAX_DRUGS_PER_REGIMEN = 8
+#: RECIST assessments in follow-up.
+MAX_ASSESSMENTS = 40
+#: Dose per administration, mg: 10x the largest labelled TKI dose (vemurafenib 960 mg).
+MAX_DOSE_MG = 10_000.0
+#: Dosing interval, h: hourly to four-weekly (an infusion every three weeks is 504 h).
+MIN_INTERVAL_H, MAX_INTERVAL_H = 1.0, 672.0
+#: I-131 activity, GBq: empiric therapy is <= 11.1 GBq; dosimetry-guided activities above 30 GBq are unreported.
+MAX_ACTIVITY_GBQ = 30.0
+#: Imaging delay after a tracer or therapy, h: two weeks (the longest post-therapy WBS is ~10 d).
+MAX_IMAGING_DELAY_H = 14 * 24.0
+#: Saved time grid spacing, h: at least 15 minutes (finer only inflates the output), at most a day.
+MIN_OUTPUT_STEP_H, MAX_OUTPUT_STEP_H = 0.25, 24.0
+#: Solver step budget per course (100,000 is the default; more is a stiff-solver problem, not a budget).
+MAX_SOLVER_STEPS = 10_000_000
+
 #: Default tracer activities, MBq (typical diagnostic activities; A).
 DEFAULT_TRACER_MBQ: dict[str, float] = {"I-123": 185.0, "I-124": 74.0, "I-131": 185.0}
 
@@ -74,8 +117,10 @@ class DrugDose(FrozenConfig):
     """One drug of a regimen: ``dose_mg`` every ``interval_h`` hours, orally."""
 
     drug: str = Field(description="drug card name in models/drugs/")
-    dose_mg: float = Field(gt=0, description="dose per administration, mg")
-    interval_h: float = Field(gt=0, description="dosing interval, hours (12 = q12h, 24 = q24h)")
+    dose_mg: float = Field(gt=0, le=MAX_DOSE_MG, description="dose per administration, mg")
+    interval_h: float = Field(
+        ge=MIN_INTERVAL_H, le=MAX_INTERVAL_H, description="dosing interval, hours (12 = q12h, 24 = q24h)"
+    )
 
     @field_validator("drug")
     @classmethod
@@ -93,8 +138,8 @@ class DrugDose(FrozenConfig):
 class Hold(FrozenConfig):
     """A treatment interruption: no doses from ``from_day`` to ``to_day`` inclusive (study days)."""
 
-    from_day: int = Field(description="first day without dosing (day 1 = first dose)")
-    to_day: int = Field(description="last day without dosing, inclusive")
+    from_day: int = Field(ge=1, le=MAX_STUDY_DAY, description="first day without dosing (day 1 = first dose)")
+    to_day: int = Field(ge=1, le=MAX_STUDY_DAY, description="last day without dosing, inclusive")
     drug: str | None = Field(None, description="drug held; all drugs when omitted")
 
     @model_validator(mode="after")
@@ -108,8 +153,8 @@ class DoseChange(FrozenConfig):
     """A dose reduction (or increase) of one drug from ``from_day`` (study day) on, to ``dose_mg`` mg."""
 
     drug: str = Field(description="drug whose dose changes (one of the regimen drugs)")
-    from_day: int = Field(ge=1, description="first day at the new dose")
-    dose_mg: float = Field(gt=0, description="new dose per administration, mg")
+    from_day: int = Field(ge=1, le=MAX_STUDY_DAY, description="first day at the new dose")
+    dose_mg: float = Field(gt=0, le=MAX_DOSE_MG, description="new dose per administration, mg")
 
 
 class Treatment(FrozenConfig):
@@ -121,10 +166,14 @@ class Treatment(FrozenConfig):
     regimens: dict[str, list[DrugDose]] = Field(
         description="drugs per patient genotype (keys: BRAF_V600E, RAS, OTHER, or ALL)"
     )
-    start_day: int = Field(1, ge=1, description="first day on TKI (day 1 = first dose)")
-    stop_day: int = Field(description="last day on TKI of the planned course, inclusive")
-    holds: list[Hold] = Field(default_factory=list, description="treatment interruptions (days inclusive)")
-    dose_changes: list[DoseChange] = Field(default_factory=list, description="dose reductions or increases")
+    start_day: int = Field(1, ge=1, le=MAX_STUDY_DAY, description="first day on TKI (day 1 = first dose)")
+    stop_day: int = Field(ge=1, le=MAX_STUDY_DAY, description="last day on TKI of the planned course, inclusive")
+    holds: list[Hold] = Field(
+        default_factory=list, max_length=MAX_SCHEDULE_CHANGES, description="treatment interruptions (days inclusive)"
+    )
+    dose_changes: list[DoseChange] = Field(
+        default_factory=list, max_length=MAX_SCHEDULE_CHANGES, description="dose reductions or increases"
+    )
     missed_dose_probability: float = Field(
         0.0, ge=0.0, le=1.0, description="probability that any one dose is missed (seeded)"
     )
@@ -138,6 +187,8 @@ class Treatment(FrozenConfig):
                 raise ValueError(f"genotype key {key!r}: {allowed(ok)}")
             if not items:
                 raise ValueError(f"regimen for {key} needs at least one drug")
+            if len(items) > MAX_DRUGS_PER_REGIMEN:
+                raise ValueError(f"regimen for {key}: at most {MAX_DRUGS_PER_REGIMEN} drugs")
         return v
 
     @model_validator(mode="after")
@@ -162,12 +213,18 @@ class Scan(FrozenConfig):
     """
 
     name: str = Field(description="unique scan name, referenced by rai.require and branches")
-    day: int = Field(description="day the tracer is given (day 1 = first TKI dose; <= 0 before TKI)")
+    day: int = Field(
+        ge=MIN_STUDY_DAY,
+        le=MAX_STUDY_DAY,
+        description="day the tracer is given (day 1 = first TKI dose; <= 0 before TKI)",
+    )
     isotope: Literal["I-123", "I-124", "I-131"] = Field(description="tracer isotope")
     readout: str | None = Field(None, description="readout criterion; none for a baseline scan")
     baseline: str | None = Field(None, description="name of the baseline scan (i124_increase)")
-    activity_mbq: float | None = Field(None, gt=0, description="tracer activity, MBq")
-    imaging_delay_h: float | None = Field(None, gt=0, description="imaging time after the tracer, hours")
+    activity_mbq: float | None = Field(None, gt=0, le=MAX_ACTIVITY_GBQ * 1000.0, description="tracer activity, MBq")
+    imaging_delay_h: float | None = Field(
+        None, gt=0, le=MAX_IMAGING_DELAY_H, description="imaging time after the tracer, hours"
+    )
 
     @field_validator("readout")
     @classmethod
@@ -200,8 +257,16 @@ class TSH(FrozenConfig):
     )
     injection_days_before: list[int] = Field(
         default_factory=lambda: [2, 1],
-        description="rhTSH: 0.9 mg IM on these days before each administration",
+        max_length=7,
+        description="rhTSH: 0.9 mg IM on these days before each administration (0 to 14)",
     )
+
+    @field_validator("injection_days_before")
+    @classmethod
+    def _injection_days(cls, v: list[int]) -> list[int]:
+        if any(not 0 <= d <= 14 for d in v):
+            raise ValueError("days from 0 to 14 before the administration (rhTSH acts for days, not weeks)")
+        return v
 
 
 class RAI(FrozenConfig):
@@ -211,25 +276,36 @@ class RAI(FrozenConfig):
     days, ``stunning_factor`` a fold of the tracer-predicted uptake, imaging delay in h.
     """
 
-    day: int = Field(description="day I-131 therapy is given")
+    day: int = Field(le=MAX_STUDY_DAY, description="day I-131 therapy is given")
     policy: str = Field(description="fixed, dosimetry_max_11.1 or dosimetry_guided")
-    activity_gbq: float | None = Field(None, gt=0, description="fixed policy: administered activity, GBq")
-    target_dose_gy: float = Field(20.0, gt=0, description="dosimetry_max_11.1: dose to the best lesion, Gy")
-    max_gbq: float = Field(11.1, gt=0, description="dosimetry_max_11.1: no treatment above this, GBq")
-    cap_gbq: float | None = Field(None, gt=0, description="dosimetry_guided: protocol cap, GBq")
-    blood_limit_gy: float = Field(2.0, gt=0, description="dosimetry_guided: blood absorbed dose limit, Gy")
-    retention_48h_limit_gbq: float = Field(4.44, gt=0, description="48-h whole-body retention limit, GBq")
+    activity_gbq: float | None = Field(
+        None, gt=0, le=MAX_ACTIVITY_GBQ, description="fixed policy: administered activity, GBq"
+    )
+    target_dose_gy: float = Field(20.0, gt=0, le=1000.0, description="dosimetry_max_11.1: dose to the best lesion, Gy")
+    max_gbq: float = Field(
+        11.1, gt=0, le=MAX_ACTIVITY_GBQ, description="dosimetry_max_11.1: no treatment above this, GBq"
+    )
+    cap_gbq: float | None = Field(None, gt=0, le=MAX_ACTIVITY_GBQ, description="dosimetry_guided: protocol cap, GBq")
+    blood_limit_gy: float = Field(2.0, gt=0, le=100.0, description="dosimetry_guided: blood absorbed dose limit, Gy")
+    retention_48h_limit_gbq: float = Field(
+        4.44, gt=0, le=MAX_ACTIVITY_GBQ, description="48-h whole-body retention limit, GBq"
+    )
     lung_retention_48h_limit_gbq: float = Field(
-        2.96, gt=0, description="48-h retention limit with diffuse lung metastases, GBq"
+        2.96, gt=0, le=MAX_ACTIVITY_GBQ, description="48-h retention limit with diffuse lung metastases, GBq"
     )
     require: str | None = Field(None, description="treat only if this scan's readout succeeds")
     tki_days_after_rai: int | None = Field(
-        None, ge=0, description="TKI continues without a gap to rai day + N; none = stops at course end"
+        None,
+        ge=0,
+        le=MAX_STUDY_DAY,
+        description="TKI continues without a gap to rai day + N; none = stops at course end",
     )
     stunning_factor: float = Field(
         1.0, gt=0, le=1.0, description="therapy uptake relative to the tracer prediction (1 = no stunning)"
     )
-    post_therapy_imaging_delay_h: float = Field(168.0, gt=0, description="post-therapy WBS after RAI, hours")
+    post_therapy_imaging_delay_h: float = Field(
+        168.0, gt=0, le=MAX_IMAGING_DELAY_H, description="post-therapy WBS after RAI, hours"
+    )
 
     @field_validator("policy")
     @classmethod
@@ -249,9 +325,9 @@ class Branch(FrozenConfig):
     """If ``on_fail``'s readout fails: continue TKI, re-scan, and treat if the re-scan succeeds (days: study days)."""
 
     on_fail: str = Field(description="name of the scan whose failure triggers this branch")
-    extend_tki_to_day: int = Field(description="TKI continues to this day (inclusive)")
+    extend_tki_to_day: int = Field(le=MAX_STUDY_DAY, description="TKI continues to this day (inclusive)")
     rescan: Scan = Field(description="the re-scan (its readout decides treatment)")
-    rai_day: int = Field(description="RAI day if the re-scan succeeds")
+    rai_day: int = Field(le=MAX_STUDY_DAY, description="RAI day if the re-scan succeeds")
 
 
 class Lesion(FrozenConfig):
@@ -264,11 +340,15 @@ class Lesion(FrozenConfig):
     site: str = Field(
         "other", description="anatomical site: lung, lymph_node, bone, thyroid_bed, soft_tissue, liver or other"
     )
-    mass_g: float | None = Field(None, gt=0, description="lesion mass, g (density 1 g/mL)")
-    diameter_mm: float | None = Field(None, gt=0, description="longest diameter, mm (sphere)")
-    nis_capacity: float = Field(1.0, gt=0, description="lesion NIS capacity relative to the patient's")
+    mass_g: float | None = Field(None, gt=0, le=MAX_LESION_MASS_G, description="lesion mass, g (density 1 g/mL)")
+    diameter_mm: float | None = Field(
+        None, gt=0, le=MAX_LESION_DIAMETER_MM, description="longest diameter, mm (sphere)"
+    )
+    nis_capacity: float = Field(
+        1.0, gt=0, le=100.0, description="lesion NIS capacity relative to the patient's (at most 100-fold)"
+    )
     radiosensitivity: float = Field(
-        1.0, gt=0, description="lesion radiosensitivity (alpha) relative to the typical lesion"
+        1.0, gt=0, le=100.0, description="lesion radiosensitivity (alpha) relative to the typical lesion"
     )
 
     @field_validator("site")
@@ -299,11 +379,15 @@ class Patient(FrozenConfig):
     genotype: str = Field(description="BRAF_V600E, RAS or OTHER")
     sex: Literal["female", "male"] = Field("female", description="female or male (PK covariate)")
     weight_kg: float = Field(70.0, gt=20, lt=300, description="body weight, kg")
-    baseline_tg_ng_ml: float = Field(50.0, ge=0, description="baseline serum thyroglobulin, ng/mL")
+    baseline_tg_ng_ml: float = Field(
+        50.0, ge=0, le=1e6, description="baseline serum thyroglobulin, ng/mL (at most 10^6)"
+    )
     diffuse_lung_metastases: bool = Field(
         False, description="true lowers the 48-h retention limit to lung_retention_48h_limit_gbq"
     )
-    lesions: list[Lesion] = Field(min_length=1, description="one or more lesions")
+    lesions: list[Lesion] = Field(
+        min_length=1, max_length=MAX_LESIONS, description=f"one or more lesions (at most {MAX_LESIONS})"
+    )
 
     @field_validator("genotype")
     @classmethod
@@ -318,20 +402,22 @@ class FollowUp(FrozenConfig):
 
     months: list[float] = Field(
         default_factory=lambda: [3.0, 6.0, 12.0],
+        max_length=MAX_ASSESSMENTS,
         description="RECIST assessment times, months after RAI (after day 1 without RAI); the last ends follow-up",
     )
 
     horizon_months: float | None = Field(
         None,
         gt=0,
+        le=MAX_FOLLOWUP_MONTHS,
         description="simulated follow-up after RAI (after day 1 without RAI), months; default: the last month",
     )
 
     @field_validator("months")
     @classmethod
     def _months(cls, v: list[float]) -> list[float]:
-        if not v or any(m <= 0 for m in v):
-            raise ValueError("a non-empty list of positive months")
+        if not v or any(not 0 < m <= MAX_FOLLOWUP_MONTHS for m in v):
+            raise ValueError(f"a non-empty list of months in (0, {MAX_FOLLOWUP_MONTHS:g}]")
         return sorted(v)
 
     @model_validator(mode="after")
@@ -358,11 +444,16 @@ class SolverOptions(FrozenConfig):
 
     rtol: float = Field(1e-7, gt=0, lt=1e-2, description="relative tolerance of the adaptive ODE solver")
     atol: float = Field(1e-10, gt=0, description="absolute tolerance (state units: mg, folds, MBq per MBq)")
-    max_steps: int = Field(100_000, ge=100, description="solver step budget per course; exceeding it is reported")
-    output_step_h: float = Field(2.0, gt=0, description="spacing of the saved time grid, hours")
+    max_steps: int = Field(
+        100_000, ge=100, le=MAX_SOLVER_STEPS, description="solver step budget per course; exceeding it is reported"
+    )
+    output_step_h: float = Field(
+        2.0, ge=MIN_OUTPUT_STEP_H, le=MAX_OUTPUT_STEP_H, description="spacing of the saved time grid, hours"
+    )
     tail_delay_h: float | None = Field(
         TAIL_DELAY_H,
         ge=0,
+        le=MAX_STUDY_DAY * 24.0,
         description="hours after the last dose, TSH event or administration from which the stabilised "
         "explicit solver (RKC) takes over to the end; null: Tsit5 throughout",
     )
@@ -375,10 +466,14 @@ class Protocol(FrozenConfig):
     description: str = Field("", description="free text")
     patient: Patient = Field(description="the simulated patient")
     treatment: Treatment = Field(description="the TKI course")
-    scans: list[Scan] = Field(default_factory=list, description="tracer scans (baseline and selection)")
+    scans: list[Scan] = Field(
+        default_factory=list, max_length=MAX_SCANS, description="tracer scans (baseline and selection)"
+    )
     tsh: TSH = Field(default_factory=TSH, description="TSH stimulation before each administration")
     rai: RAI | None = Field(None, description="radioiodine therapy; omit for TKI-only simulations")
-    branches: list[Branch] = Field(default_factory=list, description="continue-and-re-scan branches")
+    branches: list[Branch] = Field(
+        default_factory=list, max_length=MAX_BRANCHES, description="continue-and-re-scan branches"
+    )
     followup: FollowUp = Field(default_factory=FollowUp, description="follow-up assessments")
     solver: SolverOptions = Field(default_factory=SolverOptions, description="numerical options")
 
@@ -405,7 +500,15 @@ class Protocol(FrozenConfig):
         rai_days = [self.rai.day] if self.rai else []
         rai_days += [b.rai_day for b in self.branches] if self.rai else []
         anchor = max(rai_days) if rai_days else 1
-        return anchor + self.followup.end_months * DAYS_PER_MONTH
+        end = anchor + self.followup.end_months * DAYS_PER_MONTH
+        # whatever the follow-up, the simulation runs past every imaging time (and its 48-h
+        # retention reading), every therapy's post-therapy scan and the last day on TKI
+        for s in self.all_scans():
+            end = max(end, s.day + max(s.delay_h, 48.0) / 24.0)
+        if self.rai is not None:
+            after = max(self.rai.post_therapy_imaging_delay_h, 48.0) / 24.0
+            end = max(end, *(d + after for d in rai_days))
+        return max(end, _last_possible_tki_day(self) + 1.0)
 
     def content_hash(self) -> str:
         """SHA-256 hex digest of the protocol's content (canonical JSON)."""
@@ -440,10 +543,7 @@ def _check_protocol(p: Protocol) -> None:
     names = [s.name for s in p.all_scans()]
     if len(set(names)) != len(names):
         raise ValueError("scans: scan names must be unique (including branch re-scans)")
-    end = p.followup_end_day()
     for i, s in enumerate(p.scans):
-        if s.day > end:
-            raise ValueError(f"scans[{i}].day: {s.day} is after the end of follow-up (day {end:.0f})")
         if s.readout == "i124_increase":
             if s.baseline is None or s.baseline not in names:
                 raise ValueError(f"scans[{i}].baseline: i124_increase needs the name of a baseline scan")
@@ -551,7 +651,7 @@ def field_reference_markdown(model: type[BaseModel] | None = None) -> str:
     (:class:`raisim.sweep.config.SweepConfig`) and calibrations
     (:class:`raisim.calibration.fit.CalibrationConfig`); a test keeps them identical.
     """
-    rows = ["| field | type | default | meaning (units) |", "|---|---|---|---|"]
+    rows = ["| field | type | default | allowed | meaning (units) |", "|---|---|---|---|---|"]
 
     def walk(model: type[BaseModel], prefix: str) -> None:
         for name, f in model.model_fields.items():
@@ -565,13 +665,31 @@ def field_reference_markdown(model: type[BaseModel] | None = None) -> str:
                 default = "`" + json.dumps(_jsonable(f.default_factory())) + "`"
             else:
                 default = "`" + json.dumps(_jsonable(f.default)) + "`"
-            rows.append(f"| `{path}` | {tname} | {default} | {f.description or ''} |")
+            rows.append(f"| `{path}` | {tname} | {default} | {_bounds(f)} | {f.description or ''} |")
             if sub is not None:
                 suffix = ".{genotype}[]." if tname.startswith("dict") else ("[]." if tname.startswith("list") else ".")
                 walk(sub, path + suffix)
 
     walk(model or Protocol, "")
     return "\n".join(rows)
+
+
+def _bounds(f) -> str:
+    """A field's numeric range and length limits, in words (e.g. ``> 0, <= 150``; ``1-20 items``)."""
+    parts = []
+    lo = hi = None
+    for m in f.metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            v = getattr(m, attr, None)
+            if v is not None:
+                parts.append(f"{sign} {int(v):,}" if float(v).is_integer() else f"{sign} {v:g}")
+        lo = getattr(m, "min_length", lo)
+        hi = getattr(m, "max_length", hi)
+    if hi is not None:
+        parts.append(f"{lo or 0}-{hi} items")
+    elif lo:
+        parts.append(f">= {lo} items")
+    return ", ".join(parts)
 
 
 def _submodel(ann):

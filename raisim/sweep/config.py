@@ -20,6 +20,7 @@ Units: days in the config; outputs as in :mod:`raisim.engine.batch`.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass, field
 from itertools import product
@@ -49,16 +50,30 @@ class Arm(FrozenConfig):
     genotypes: list[str] | None = Field(None, description="genotypes this arm applies to (default: all)")
 
 
+#: Sizes a sweep may ask for. Sweeps exist for 1e6-1e7 patient-protocols; the bounds sit 100x above
+#: that, so a typo (an extra zero, a runaway grid) stops with one line before any work starts.
+MAX_PATIENTS_PER_CELL = 10_000_000
+MAX_DRAWS = 10_000
+MAX_CELLS = 10_000
+MAX_PATIENT_PROTOCOLS = 1_000_000_000
+
+
 class CohortSettings(FrozenConfig):
     """The sweep's virtual cohort: patients, lesion slots and patients per work unit (all counts)."""
 
-    patients: int = Field(200, gt=0, description="virtual patients per cell (the same patients in every cell)")
+    patients: int = Field(
+        200,
+        gt=0,
+        le=MAX_PATIENTS_PER_CELL,
+        description="virtual patients per cell (the same patients in every cell)",
+    )
     max_lesions: int = Field(
         5, ge=1, le=20, description="lesion slots per patient (counts are drawn; padded slots are masked)"
     )
     chunk: int = Field(
         128,
         gt=0,
+        le=1_000_000,
         description="patients per work unit (one Parquet file); a multiple of 16 x devices solves no padding",
     )
 
@@ -72,6 +87,7 @@ class Parameters(FrozenConfig):
     draws: int = Field(
         1,
         gt=0,
+        le=MAX_DRAWS,
         description="parameter draws; each cell × draw runs the same patients (posterior draws: evenly spaced)",
     )
     vary: list[str] | None = Field(None, description="prior: card:parameter names to draw (default: a shipped list)")
@@ -202,6 +218,17 @@ def load_sweep(path: str | Path, *, seed: int | None = None, patients: int | Non
     if not cfg.grid or any(len(v) == 0 for v in cfg.grid.values()):
         empty = next((k for k, v in cfg.grid.items() if not v), None)
         raise InputError(p, f"grid.{empty}" if empty else "grid", "at least one knob with at least one value")
+    cells = len(cfg.arms) * len(cfg.genotypes) * math.prod(len(v) for v in cfg.grid.values())
+    if cells > MAX_CELLS:
+        raise InputError(p, "grid", f"at most {MAX_CELLS} cells (arms x genotypes x grid values)", got=cells)
+    total = cells * cfg.parameters.draws * cfg.cohort.patients
+    if total > MAX_PATIENT_PROTOCOLS:
+        raise InputError(
+            p,
+            "cohort.patients",
+            f"at most {MAX_PATIENT_PROTOCOLS:.0e} patient-protocols (cells x draws x patients)",
+            got=total,
+        )
     if cfg.parameters.source == "prior":
         for name in cfg.parameters.vary or DEFAULT_PRIOR_PARAMETERS:
             check_parameter(name, p, "parameters.vary")
@@ -239,10 +266,12 @@ def _cells(sweep: Sweep) -> list[Cell]:
                 knobs = dict(zip(names, values, strict=True))
                 d = copy.deepcopy(base)
                 for k, v in {**arm.set, **knobs}.items():
-                    _set_path(d, k, v)
+                    _set_path(d, k, v, path)
                 for k, v in cfg.set.items():
-                    _set_path(d, k, v)
+                    _set_path(d, k, v, path)
                 _resolve_relative(d, path)
+                if not isinstance(d.get("patient"), dict):
+                    raise InputError(base_path, "patient", "a mapping with genotype, lesions, ...")
                 d["patient"]["genotype"] = g
                 label = f"{cfg.protocol} ({arm.name}, {g}, {knobs})"
                 try:
@@ -298,17 +327,23 @@ def _known_field(toks: list[str | int]) -> bool:
     return True
 
 
-def _set_path(d: dict, knob: str, value) -> None:
+def _set_path(d: dict, knob: str, value, path: Path | None = None) -> None:
     toks = _tokens(knob)
     node = d
-    for t in toks[:-1]:
-        node = node[t]
-    node[toks[-1]] = copy.deepcopy(value)
+    try:
+        for t in toks[:-1]:
+            node = node[t]
+        node[toks[-1]] = copy.deepcopy(value)
+    except (KeyError, IndexError, TypeError):  # an earlier knob replaced a section this one goes into
+        raise InputError(
+            path, knob, "a path into the protocol as the other knobs and set values leave it (a section was replaced)"
+        ) from None
 
 
 def _resolve_relative(d: dict, path: Path) -> None:
     """Replace ``end ± N`` strings by days (end = treatment.stop_day)."""
-    end = d["treatment"]["stop_day"]
+    treatment = d.get("treatment")
+    end = treatment.get("stop_day") if isinstance(treatment, dict) else None
 
     def walk(node):
         if isinstance(node, dict):
@@ -319,6 +354,13 @@ def _resolve_relative(d: dict, path: Path) -> None:
             m = _RELATIVE.match(node)
             if not m:
                 raise InputError(path, "<value>", "a day relative to the course end: 'end + N' or 'end - N'", got=node)
+            if not isinstance(end, int) or isinstance(end, bool):
+                raise InputError(
+                    path,
+                    "treatment.stop_day",
+                    "an integer day, as values are given relative to it ('end + N')",
+                    got=end,
+                )
             n = int(m.group(2))
             return end + n if m.group(1) == "+" else end - n
         return node

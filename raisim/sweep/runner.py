@@ -3,9 +3,12 @@
 ``run_sweep`` validates everything before it touches the output directory,
 writes ``manifest.json`` first, then each work unit (cell × draw × block of
 patients) as ``chunks/<unit>.parquet`` through a temporary file and an atomic
-rename — an interrupted run leaves only complete chunks. ``resume=True``
-checks that the directory was made by the same config, cards and seed, and
-skips the chunks that exist. With several processes (``jax.distributed``),
+rename — an interrupted run leaves only complete chunks — and its SHA-256 as
+``chunks/<unit>.sha256`` after it. ``resume=True`` checks that the directory
+was made by the same config, cards and seed, and skips the chunks whose
+checksum holds; a chunk that fails it (damaged on disk, or written without its
+checksum) is moved to ``quarantine/`` and recomputed, with a warning on the
+``raisim`` logger. :func:`read_chunks` verifies every chunk it reads. With several processes (``jax.distributed``),
 process ``i`` of ``k`` takes every k-th unit and writes its own chunks into
 the same directory.
 
@@ -15,6 +18,7 @@ through one grid cell (all of that cell's courses), for one parameter draw.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -42,7 +46,18 @@ from ..io.parameter_draws import (
     shipped_posterior,
     typical_draws,
 )
-from ..io.store import atomic_write_bytes, config_hash, manifest, write_json
+from ..io.store import (
+    COMPLETE_MARKER,
+    atomic_write_bytes,
+    atomic_write_text,
+    check_out_dir,
+    config_hash,
+    dir_entries,
+    make_out_dir,
+    manifest,
+    out_dir_lock,
+    write_json,
+)
 from .config import Sweep, block_patients, work_units
 
 _LOG = logging.getLogger("raisim")
@@ -50,6 +65,7 @@ _LOG = logging.getLogger("raisim")
 SHIPPED_POSTERIOR = shipped_posterior()
 
 CHUNK_DIR = "chunks"
+QUARANTINE_DIR = "quarantine"
 
 
 @dataclass
@@ -97,9 +113,7 @@ def parameter_draws(sweep: Sweep) -> pd.DataFrame:
 
 def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -> Path:
     """Refuse (InputError) an output directory that does not fit the run; writes nothing."""
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise InputError(p, "--out", "a directory path (a file of that name exists)")
+    p = check_out_dir(out, force=True)  # a file, or a path under a file, is refused
     ident = sweep_identity(sweep)
     if resume:
         m = p / "manifest.json"
@@ -113,7 +127,7 @@ def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -
             if old.get(key) != ident[key]:
                 what = "config (grid, cohort, seed, protocol)" if key == "config_sha256" else "parameter cards"
                 raise InputError(p, "--resume", f"a directory made by the same {what}; it was made by another")
-    elif p.exists() and any(p.iterdir()) and not force:
+    elif p.is_dir() and dir_entries(p) and not force:
         raise InputError(p, "--out", "an empty or new directory; pass --resume to continue or --force to replace")
     return p
 
@@ -124,30 +138,61 @@ def prepare_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool)
     if resume:
         return p
     if p.exists() and any(p.iterdir()):
-        for name in (CHUNK_DIR, "manifest.json", "summary.csv", "duration_response.png"):
+        earlier = (COMPLETE_MARKER, CHUNK_DIR, QUARANTINE_DIR, "manifest.json", "summary.csv", "duration_response.png")
+        for name in earlier:
             q = p / name
             shutil.rmtree(q) if q.is_dir() else q.unlink(missing_ok=True)
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    return make_out_dir(p)
 
 
 def write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    """A frame as Parquet, written atomically."""
+    """A frame as Parquet, written atomically, then its SHA-256 beside it (``<stem>.sha256``)."""
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
-    atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    atomic_write_text(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest() + "\n")
 
 
-def _complete(path: Path) -> bool:
+def chunk_problem(path: Path) -> str | None:
+    """Why the chunk at ``path`` cannot be used (None when its checksum holds)."""
     if not path.exists():
-        return False
-    try:
-        import pyarrow.parquet as pq
+        return "missing"
+    digest = path.with_suffix(".sha256")
+    if not digest.exists():
+        return "written without its checksum (interrupted between the two files)"
+    want = digest.read_text().strip()
+    if hashlib.sha256(path.read_bytes()).hexdigest() != want:
+        return "its SHA-256 does not match chunks/" + digest.name + " (damaged on disk)"
+    return None
 
-        pq.ParquetFile(path)
+
+def quarantine(path: Path, why: str) -> None:
+    """Move a bad chunk (and its checksum) to ``quarantine/`` in the run directory and say so."""
+    q = path.parent.parent / QUARANTINE_DIR
+    q.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for f in (path, path.with_suffix(".sha256")):
+        if f.exists():
+            f.replace(q / f"{f.name}.{stamp}")
+    _LOG.warning("chunk %s: %s; moved to %s/, the unit will be recomputed", path.name, why, QUARANTINE_DIR)
+
+
+def _usable(path: Path) -> bool:
+    why = chunk_problem(path)
+    if why is None:
         return True
-    except Exception:  # noqa: BLE001 - a damaged file is recomputed
-        return False
+    if why != "missing":
+        quarantine(path, why)
+    return False
+
+
+def incomplete_units(sweep: Sweep, out: str | Path) -> list[str]:
+    """Names of the work units whose chunk is missing or fails its checksum (bad ones are quarantined)."""
+    chunks = Path(out) / CHUNK_DIR
+    par = sweep.config.parameters
+    n_draws = 1 if par.source == "typical" else par.draws  # what parameter_draws gives, without reading it
+    return [u.name for u in work_units(sweep, n_draws) if not _usable(chunks / f"{u.name}.parquet")]
 
 
 def run_sweep(
@@ -169,11 +214,21 @@ def run_sweep(
     draws its progress bar from it. Waits of multi-process runs are logged (``logging``, logger
     ``raisim``), never printed.
     """
+    proc = jax.process_index()
+    if proc != 0:  # the other processes of a multi-process run join the directory process 0 locks
+        return _run_sweep(sweep, out, resume, force, devices, progress, config_path)
+    check_run_dir(out, sweep, resume=resume, force=force)  # before the directory is created or locked
+    with out_dir_lock(out):
+        return _run_sweep(sweep, out, resume, force, devices, progress, config_path)
+
+
+def _run_sweep(sweep, out, resume, force, devices, progress, config_path) -> RunReport:
     draws = parameter_draws(sweep)
     overrides = draws_as_overrides(draws)
     proc, n_proc = jax.process_index(), jax.process_count()
     if proc == 0:
         out = prepare_run_dir(out, sweep, resume=resume, force=force)
+        (out / COMPLETE_MARKER).unlink(missing_ok=True)  # the run is incomplete until the CLI marks it
     else:  # process 0 prepares the directory and writes the manifest; the others join it
         out = Path(out)
         _wait_for(lambda: (out / "manifest.json").exists(), "the manifest of process 0")
@@ -202,7 +257,7 @@ def run_sweep(
                 devices=[str(d) for d in jax.local_devices()],
             ),
         )
-    todo = [u for u in mine if not _complete(chunks / f"{u.name}.parquet")]
+    todo = [u for u in mine if not _usable(chunks / f"{u.name}.parquet")]
     pad = merge_padding([cell_shapes(c.protocol) for c in sweep.cells])
     solver = cfg.solver.settings()
     cells = {c.index: c for c in sweep.cells}
@@ -273,6 +328,11 @@ def read_chunks(out: str | Path, cells: list[int] | None = None, columns: list[s
         files = [f for f in files if f.name[:9] in keep]
     if not files:
         return pd.DataFrame()
+    for f in files:
+        why = chunk_problem(f)
+        if why is not None:
+            quarantine(f, why)
+            raise InputError(Path(out), f"{CHUNK_DIR}/{f.name}", f"chunks whose checksum holds ({why}); run --resume")
 
     def read(f: Path) -> pd.DataFrame:
         if columns is None:

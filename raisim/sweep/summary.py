@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io.errors import InputError
 from ..io.store import write_csv
 from .config import Sweep
-from .runner import read_chunks
+from .runner import incomplete_units, read_chunks
 
 RESPONSE_MONTH = 6
 PFS_MONTH = 12
@@ -141,10 +142,21 @@ def reference_label(sweep: Sweep) -> str:
 def summarise(sweep: Sweep, out: str | Path) -> pd.DataFrame:
     """``summary.csv`` of a finished run (read cell by cell: memory stays bounded).
 
+    An incomplete directory (a unit's chunk missing, or one failing its checksum, which is then
+    quarantined) is an :class:`InputError` naming a missing unit: ``--resume`` completes it.
+
     One row per cell × metric: ``estimate``, ``q05``/``q95``, ``mcse`` and the ``diff_*`` columns
     in the metric's unit (probability in [0, 1] for proportions, Gy for ``best_lesion_gy_*``);
     ``patients``, ``solver_failures`` and ``draws`` are counts.
     """
+    missing = incomplete_units(sweep, out)
+    if missing:
+        raise InputError(
+            Path(out),
+            "chunks",
+            f"every work unit's chunk before the summary ({len(missing)} missing or damaged, e.g. {missing[0]}); "
+            "run the sweep again with --resume",
+        )
     refs = reference_cells(sweep)
     ref_label = reference_label(sweep)
     cache: dict[int, pd.DataFrame] = {}
