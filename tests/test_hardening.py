@@ -304,6 +304,23 @@ def test_fuzz_regressions_stay_fixed(tmp_path):
     d = copy.deepcopy(_protocol())
     d["patient"] = "not a mapping"
     _simulate_refused(tmp_path, write_yaml(tmp_path / "p.yaml", d), "patient")
+    sweep = yaml.safe_load(DEMO_SWEEP.read_text())
+    sweep["protocol"] = str(ERRITI)
+    # (a) a grid value null for the day that 'end + N' values are relative to (was a TypeError)
+    nulls = {**sweep, "grid": {"treatment.stop_day": [None, 21]}}
+    code, _, err = cli("check", write_yaml(tmp_path / "s1.yaml", nulls))
+    assert_one_line_error(code, err, "s1.yaml", "treatment.stop_day")
+    # (b) a NUL character in a path (was a ValueError from the path library)
+    code, _, err = cli("check", write_yaml(tmp_path / "s2.yaml", {**sweep, "protocol": "\x00"}))
+    assert_one_line_error(code, err, "s2.yaml", "field 'protocol'", "NUL")
+    # (c) a nested i124_dosimetry row before its i124_increase row is a valid table (was a KeyError)
+    lines = (REPO / "models" / "data" / "trials.csv").read_text().splitlines()
+    increase, dosimetry = lines[3], lines[4]
+    assert ",i124_increase," in increase and ",i124_dosimetry," in dosimetry
+    trials = tmp_path / "t.csv"
+    trials.write_text("\n".join([lines[0], dosimetry, increase]) + "\n")
+    code, _, err = cli("check", trials)
+    assert code == 0, err
 
 
 # signals during the other commands (the sweep's are in test_sweep.py, at random points of a real run)

@@ -40,7 +40,7 @@ from pydantic import Field, ValidationError
 from scipy.stats import binom
 
 from ..io.cards import MODELS_DIR, load_card, read_yaml
-from ..io.config import FrozenConfig
+from ..io.config import FrozenConfig, PathText
 from ..io.errors import InputError
 from ..io.parameter_draws import load_posterior
 from ..io.trials import TrialsTable, load_trials
@@ -67,7 +67,7 @@ SHIPPED = MODELS_DIR / "posterior"
 class EmulatorSettings(FrozenConfig):
     """The emulator of arm-level probabilities (:mod:`raisim.calibration.emulator`)."""
 
-    file: str | None = Field(None, description="a trained emulator (.npz); default: the shipped one if it fits")
+    file: PathText | None = Field(None, description="a trained emulator (.npz); default: the shipped one if it fits")
     patients: int = Field(2048, ge=16, description="design size: virtual patients, each with its own draw")
     validation_draws: int = Field(
         6,
@@ -105,7 +105,7 @@ class CalibrationConfig(FrozenConfig):
     """A calibration config (``configs/calibration/*.yaml``): the trials, the method, the seed, the
     fitted ``card:parameter`` names, and emulator and sampler settings (counts; fields in the README)."""
 
-    trials: str = Field("models/data/trials.csv", description="trials CSV (relative to the working directory)")
+    trials: PathText = Field("models/data/trials.csv", description="trials CSV (relative to the working directory)")
     method: Literal["nuts", "svi"] = Field("nuts", description="nuts (4 chains) or svi; the CLI --method replaces it")
     seed: int = Field(
         0, description="seed of the design, the sampler and the predictive draws (CLI --seed replaces it)"

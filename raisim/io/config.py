@@ -9,7 +9,9 @@ model (a float field says "Input should be a finite number"): a variant is a cop
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 
 class FrozenConfig(BaseModel):
@@ -18,4 +20,14 @@ class FrozenConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-__all__ = ["FrozenConfig"]
+def _path_text(v: str) -> str:
+    if "\x00" in v or not v.strip():
+        raise ValueError("a file path (not blank, without a NUL character)")
+    return v
+
+
+#: A file path given in a config (a string the operating system can take as a path).
+PathText = Annotated[str, AfterValidator(_path_text)]
+
+
+__all__ = ["FrozenConfig", "PathText"]

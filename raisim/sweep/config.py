@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..engine.batch import SolverSettings
 from ..io.cards import read_yaml
-from ..io.config import FrozenConfig
+from ..io.config import FrozenConfig, PathText
 from ..io.errors import InputError
 from ..io.parameter_draws import DEFAULT_PRIOR_PARAMETERS, check_parameter
 from ..io.vocab import GENOTYPES, allowed
@@ -91,7 +91,7 @@ class Parameters(FrozenConfig):
         description="parameter draws; each cell × draw runs the same patients (posterior draws: evenly spaced)",
     )
     vary: list[str] | None = Field(None, description="prior: card:parameter names to draw (default: a shipped list)")
-    posterior: str | None = Field(
+    posterior: PathText | None = Field(
         None,
         description="posterior: a posterior.nc of raisim calibrate or a draws CSV (columns card:parameter), "
         "relative to the config (default: the shipped models/posterior/posterior.nc)",
@@ -132,7 +132,7 @@ class SweepConfig(FrozenConfig):
 
     name: str = Field(description="sweep name shown in outputs")
     description: str = Field("", description="free text")
-    protocol: str = Field(description="base protocol YAML, relative to this file")
+    protocol: PathText = Field(description="base protocol YAML, relative to this file")
     grid: dict[str, list[object]] = Field(description="knob → values (the cartesian product is the grid)")
     set: dict[str, object] = Field(
         default_factory=dict,
