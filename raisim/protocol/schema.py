@@ -702,8 +702,10 @@ def _submodel(ann):
 
 
 def _type_name(ann) -> str:
+    text = re.sub(r"Annotated\[(\w+), [^\[\]]*?\]", r"\1", str(ann))  # a validated str is a str
+    text = re.sub(r"^Optional\[(.*)\]$", r"\1 | None", text.replace("typing.", ""))
     return (
-        re.sub(r"raisim(\.\w+)+?\.(?=[A-Z])", "", str(ann))
+        re.sub(r"raisim(\.\w+)+?\.(?=[A-Z])", "", text)
         .replace("typing.", "")
         .replace("<class '", "")
         .replace("'>", "")
