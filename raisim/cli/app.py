@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 
-from ..io.errors import EXIT_BAD_INPUT, InputError
+from ..io.errors import EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM, InputError
 from ..runtime import configure
 from .interrupt import Interrupted, interruptible
 
@@ -158,14 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         with interruptible():
             return _main(argv)
     except (Interrupted, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, Interrupted) else 2
+        code = exc.exit_code if isinstance(exc, Interrupted) else EXIT_SIGINT
         name = exc.name if isinstance(exc, Interrupted) else "SIGINT"
         print(
             f"raisim: interrupted by {name}; files already written are whole, and an output directory "
             "without complete.json is incomplete (a sweep continues with --resume)",
             file=sys.stderr,
         )
-        return 128 + signum
+        return code
 
 
 def _main(argv: list[str] | None) -> int:
@@ -212,7 +212,7 @@ def entry() -> None:
     exit tears jax down while its threads may still run (it crashed with a segmentation fault).
     """
     code = main()
-    if code in (128 + 2, 128 + 15):
+    if code in (EXIT_SIGINT, EXIT_SIGTERM):
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

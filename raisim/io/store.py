@@ -51,7 +51,7 @@ def check_out_dir(out: str | Path, *, force: bool = False, resume: bool = False)
 
     **Arguments:**
 
-    - `out`: the directory (created later by :func:`prepare_out_dir`).
+    - `out`: the directory (created later by :func:`make_out_dir` or :func:`out_dir_lock`).
     - `force`, `resume`: whether a non-empty directory is accepted.
 
     **Returns:**
@@ -84,11 +84,6 @@ def make_out_dir(out: str | Path) -> Path:
     except OSError as exc:
         raise InputError(p, "--out", f"a directory that can be created ({exc.strerror or exc})") from None
     return p
-
-
-def prepare_out_dir(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
-    """Check ``out`` (:func:`check_out_dir`), then create it; returns the path."""
-    return make_out_dir(check_out_dir(out, force=force, resume=resume))
 
 
 @contextlib.contextmanager
@@ -135,11 +130,6 @@ def out_dir_lock(out: str | Path):
         if _HELD_LOCKS[key][1] == 0:
             del _HELD_LOCKS[key]
             os.close(fd)  # releases the flock
-
-
-def is_complete(out: str | Path) -> bool:
-    """Whether the directory ``out`` carries the completion marker of a finished command."""
-    return (Path(out) / COMPLETE_MARKER).is_file()
 
 
 def clear_complete(out: str | Path) -> None:

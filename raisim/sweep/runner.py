@@ -51,6 +51,7 @@ from ..io.store import (
     atomic_write_bytes,
     atomic_write_text,
     check_out_dir,
+    clear_complete,
     config_hash,
     dir_entries,
     make_out_dir,
@@ -228,7 +229,7 @@ def _run_sweep(sweep, out, resume, force, devices, progress, config_path) -> Run
     proc, n_proc = jax.process_index(), jax.process_count()
     if proc == 0:
         out = prepare_run_dir(out, sweep, resume=resume, force=force)
-        (out / COMPLETE_MARKER).unlink(missing_ok=True)  # the run is incomplete until the CLI marks it
+        clear_complete(out)  # the run is incomplete until the CLI marks it
     else:  # process 0 prepares the directory and writes the manifest; the others join it
         out = Path(out)
         _wait_for(lambda: (out / "manifest.json").exists(), "the manifest of process 0")
