@@ -108,7 +108,11 @@ def _calibrate_into(out: Path, args, cfg, full, table, left_out) -> int:
     _save_figure(
         predictive_figure(ppc, f"posterior predictive ({cfg.method}, emulator): observed vs fit"), out / "ppc.png"
     )
-    extra: dict = {"stats": stats, "emulator": emu.meta, "leave_out": args.leave_out}
+    from ..io.model_identity import MANIFEST_FILES_KEY, MANIFEST_KEY, model_digests, model_sha256
+
+    # the model the posterior belongs to: every reader of it warns once the model has changed
+    extra: dict = {"stats": stats, "emulator": emu.meta, "leave_out": args.leave_out, MANIFEST_KEY: model_sha256()}
+    extra[MANIFEST_FILES_KEY] = model_digests()
     if left_out is not None:
         loo = predictive_table(TableLikelihood(left_out, emu, facts), draws, cfg.seed, new_trials=True)
         write_csv(out / "loo.csv", loo)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from .cards import load_card
 from .errors import InputError
+from .model_identity import warn_if_model_changed
 from .vocab import TARGET_IC50_KEYS
 
 #: Parameters varied by ``source: prior`` when a sweep names none: the quantities the
@@ -140,7 +141,12 @@ def typical_draws() -> pd.DataFrame:
 
 def load_posterior(path: str | Path) -> pd.DataFrame:
     """Posterior draws of a ``posterior.nc`` as a table with ``card:parameter`` columns (one row per
-    draw, values in each card's unit)."""
+    draw, values in each card's unit).
+
+    Logs a warning, once per posterior, when the model it was fitted to (the hash in the
+    ``manifest.json`` beside it) is not the model running now
+    (:func:`raisim.io.model_identity.warn_if_model_changed`).
+    """
     try:
         import arviz as az  # imported on use: arviz takes seconds to import
 
@@ -150,6 +156,7 @@ def load_posterior(path: str | Path) -> pd.DataFrame:
         raise InputError(
             path, "posterior", f"a posterior.nc written by raisim calibrate ({type(exc).__name__})"
         ) from None
+    warn_if_model_changed(path)
     post = idata.posterior.stack(sample=("chain", "draw"))
     return pd.DataFrame({cards[v]: post[v].to_numpy() for v in cards})
 
