@@ -27,6 +27,7 @@ from ..biology.response import sphere_diameter_mm
 from ..biology.toxicity import NO_DAY
 from ..core.model import PatientModel, Schedule, Solution
 from ..core.state import PatientState
+from ..io.vocab import isotope_decay_per_h
 from .cohort import Cohort, lesion_sites
 from .outcomes import (
     ScanContext,
@@ -40,6 +41,9 @@ from .outcomes import (
     whole_body,
 )
 from .plan import CellPlan, CourseSpec, Draws, cut_schedule, days_on_drug, doses_given, nth_dose_day
+
+#: I-131's physical decay constant, 1/h (the therapy isotope of every dosimetry projection).
+I131_DECAY_PER_H = isotope_decay_per_h("I-131")
 
 
 class PatientInputs(eqx.Module):
@@ -118,7 +122,9 @@ class CourseDetail(eqx.Module):
     """The record behind a :class:`CourseSummary`: per scan position, per lesion, the time course.
 
     Per scan position ``s`` and lesion ``l``: ``scan_done``, ``scan_p_lesion``, ``scan_metric``
-    (the readout's metric), ``scan_projected_gy_per_gbq``. The activity decision:
+    (the readout's metric), ``scan_projected_gy_per_gbq`` (what the scan projects: the I-124 PET
+    retention fit where it has dosimetry images, else the truth) and ``scan_true_gy_per_gbq`` (the
+    truth: I-131 given with the tracer, over its whole future; Gy/GBq). The activity decision:
     ``rai_allowed``, ``projected_*`` (Gy/GBq, fraction), ``limits_gbq`` (GBq, the limits of
     :data:`raisim.engine.outcomes.GUIDED_LIMITS`). Per lesion: therapy dose and BED (Gy),
     effective decay (1/h), Gy/GBq, P(sterilised). On the grid ``t``: ``dose_t_gy`` (Gy),
@@ -130,6 +136,7 @@ class CourseDetail(eqx.Module):
     scan_p_lesion: Float[Array, "s l"]
     scan_metric: Float[Array, "s l"]
     scan_projected_gy_per_gbq: Float[Array, "s l"]
+    scan_true_gy_per_gbq: Float[Array, "s l"]
     rai_allowed: Bool[Array, ""]
     projected_blood_gy_per_gbq: Float[Array, ""]
     projected_retention_48h_fraction: Float[Array, ""]
@@ -238,7 +245,15 @@ def course_outcome(
     def ratio_at(i, c, lesion):
         return (lesion / mass) / background_per_g(model, io, grid, t_ch[c], k_ch[c], i, c)
 
-    projected = io.cum_lesion[-1][spec.scan_projection, :] * s_val[None, :] * 1000.0  # (s, l) Gy/GBq
+    # I-131 Gy/GBq per scan: the truth (an I-131 channel given with the tracer, integrated over its
+    # whole future) and what the scan measures (the PET retention fit where it has images, else the truth)
+    true_gy = io.cum_lesion[-1][spec.scan_projection, :] * s_val[None, :] * 1000.0  # (s, l)
+    fit_lesion = io.lesion[spec.scan_fit_img, spec.scan_tracer[:, None], :]  # (s, m, l)
+    pet_gy = jax.vmap(lambda t, a, ok, lam: dos.pet_projected_gy_per_gbq(t, a, ok, lam, I131_DECAY_PER_H, mass, diam0))(
+        spec.scan_fit_time_h, fit_lesion, spec.scan_fit_valid, k_ch[spec.scan_tracer]
+    )
+    has_fit = jnp.sum(spec.scan_fit_valid, axis=1) >= 2
+    projected = jnp.where(has_fit[:, None], pet_gy, true_gy)
     nan_l = jnp.full(mass.shape, jnp.nan, mass.dtype)
     p_scan, success, done_all, p_lesion, metric = [], [], [], [], []
     for j, readout in enumerate(plan.readouts):
@@ -258,6 +273,7 @@ def course_outcome(
         seen = ScanContext(
             lesion=lesion,
             ratio=ratio_at(i, c, lesion),
+            ecf_ratio=(lesion / mass) / (io.ecf[i, c] / (model.iodine.ecf_volume_l * 1000.0)),
             correction=jnp.exp(k_ch[c] * spec.scan_delay_h[j]),
             baseline=jnp.where(mask, base, 1.0),
             projected_gy_per_gbq=projected[j],
@@ -337,6 +353,7 @@ def course_outcome(
         scan_p_lesion=jnp.stack(p_lesion),
         scan_metric=jnp.stack(metric),
         scan_projected_gy_per_gbq=projected,
+        scan_true_gy_per_gbq=true_gy,
         rai_allowed=allowed & (plan.policy is not None),
         projected_blood_gy_per_gbq=blood,
         projected_retention_48h_fraction=r48,

@@ -41,7 +41,10 @@ class ScanReadout:
     ``p_success``: probability in [0, 1]; ``lesion_metric``: per lesion, in the unit of
     ``metric_name`` (``tumour_to_background`` dimensionless, ``uptake_fold_over_baseline`` fold,
     ``projected_gy_per_gbq`` Gy/GBq, ``lesion_activity_mbq`` MBq); ``projected_gy_per_gbq``:
-    I-131 dose per activity projected from this scan, per lesion, Gy/GBq.
+    I-131 dose per activity projected from this scan, per lesion, Gy/GBq (an ``i124_dosimetry``
+    scan: the PET retention fit of its images at ``dosimetry_times_h``, h after the tracer);
+    ``true_gy_per_gbq``: what I-131 given with the tracer would deliver, Gy/GBq (the model's truth,
+    which no scan sees).
     """
 
     name: str
@@ -54,6 +57,8 @@ class ScanReadout:
     lesion_metric: list[float] = field(default_factory=list)
     metric_name: str = ""
     projected_gy_per_gbq: list[float] = field(default_factory=list)
+    true_gy_per_gbq: list[float] = field(default_factory=list)
+    dosimetry_times_h: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -180,16 +185,20 @@ class ScanContext(eqx.Module):
     """What one scan of one patient saw, per lesion: the inputs of every readout rule.
 
     ``lesion``: lesion activity at imaging per MBq administered (a fraction); ``ratio``: lesion
-    over background concentration at imaging (dimensionless); ``correction``: the tracer's decay
+    over mean body (non-lesion) concentration at imaging (planar scans; dimensionless);
+    ``ecf_ratio``: lesion over ECF concentration at imaging (SPECT/CT; dimensionless);
+    ``correction``: the tracer's decay
     from administration to imaging, as a fold (``i124_increase`` compares decay-corrected
     uptake); ``baseline``: the baseline scan's decay-corrected lesion activity per MBq
     (``i124_increase``); ``projected_gy_per_gbq``: I-131 lesion dose per activity projected from
-    the scan, Gy/GBq; ``tracer_mbq``: administered tracer activity, MBq; ``countable``: lesions
+    the scan (the PET retention fit of ``i124_dosimetry``), Gy/GBq; ``tracer_mbq``: administered
+    tracer activity, MBq; ``countable``: lesions
     large enough for dosimetry criteria.
     """
 
     lesion: Float[Array, " l"]
     ratio: Float[Array, " l"]
+    ecf_ratio: Float[Array, " l"]
     correction: Float[Array, ""]
     baseline: Float[Array, " l"]
     projected_gy_per_gbq: Float[Array, " l"]
@@ -202,9 +211,10 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
 
     **Arguments:**
 
-    - `readout`: ``i123_tbr`` (tumour/background and tumour/liver), ``i124_increase`` (uptake
-      over the baseline scan's), ``i124_dosimetry`` (projected I-131 Gy/GBq ≥ the target per
-      GBq), ``diagnostic_wbs`` or ``post_therapy_wbs`` (visible uptake).
+    - `readout`: ``i123_tbr`` (tumour/background and tumour/liver, planar), ``i124_increase``
+      (uptake over the baseline scan's), ``i124_dosimetry``
+      (I-131 Gy/GBq projected from the PET retention fit ≥ the target per GBq), ``diagnostic_wbs``
+      or ``post_therapy_wbs`` (visible uptake on a planar whole-body scan).
     - `model`: the patient's model (its dosimetry block and lesion masses).
     - `scan`: what the scan saw (:class:`ScanContext`).
 
@@ -222,6 +232,8 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
     dos = model.dosimetry
     diam = sphere_diameter_mm(model.iodine.lesion_mass_g)
     if readout == "i123_tbr":
+        # planar still: the SPECT/CT model (Dosimetry.spect_ratios) reads the cards' untreated lesion
+        # far above TBR 4, so it waits for the baseline anchor of the refit (see docs/model.md)
         tbr = dos.tumour_to_background(ratio, diam)
         liver = dos.tumour_to_liver(ratio, diam)
         return dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold), tbr
@@ -230,7 +242,7 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
         return dos.p_above(fold, dos.increase_threshold), fold
     if readout == "i124_dosimetry":
         gy = scan.projected_gy_per_gbq
-        return jnp.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold), 0.0), gy
+        return jnp.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold, dos.pet_noise_sd_log), 0.0), gy
     if readout in ("diagnostic_wbs", "post_therapy_wbs"):
         mbq = lesion * scan.tracer_mbq
         return wbs_visibility(dos, mbq, dos.tumour_to_background(ratio, diam)), mbq

@@ -43,7 +43,7 @@ from ..protocol.schedule import (
     grid_start_h,
     protocol_drugs,
 )
-from ..protocol.schema import RAI, Protocol, Scan
+from ..protocol.schema import MAX_IMAGING_POINTS, RAI, Protocol, Scan
 from ..streams import patient_uniforms
 from .cohort import Cohort
 
@@ -84,7 +84,7 @@ def time_grid(p: Protocol, courses, t_start_h: float) -> np.ndarray:
         active_end = max(active_end, day_to_h(c.tki_last_day + 1) + 30 * 24.0)
         for s in c.scans:
             t = day_to_h(s.day)
-            key += [t, t + s.delay_h, t + 48.0]
+            key += [t, t + s.delay_h, t + 48.0, *(t + h for h in s.dosimetry_times_h)]
             active_end = max(active_end, t + 21 * 24.0)
         if c.rai_day is not None:
             t = day_to_h(c.rai_day)
@@ -126,6 +126,9 @@ class CourseSpec(eqx.Module):
     scan_projection: Int[Array, " s"]  # channel of its I-131 projection
     scan_img: Int[Array, " s"]  # grid index of imaging
     scan_delay_h: Float[Array, " s"]
+    scan_fit_img: Int[Array, "s q"]  # grid indices of the dosimetry images (i124_dosimetry)
+    scan_fit_time_h: Float[Array, "s q"]  # their times after the tracer
+    scan_fit_valid: Bool[Array, "s q"]  # images taken (at least two for a retention fit)
     scan_tracer_mbq: Float[Array, " s"]
     scan_baseline: Int[Array, " s"]  # position (in this course) of the baseline scan, or -1
     rai_day: Int[Array, ""]  # NO_DAY without RAI
@@ -299,6 +302,7 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
                 scan_projection=jnp.asarray(sp(proj, 0, int)),
                 scan_img=jnp.asarray(sp([idx(day_to_h(s.day) + s.delay_h) for s in c.scans], 0, int)),
                 scan_delay_h=jnp.asarray(sp([s.delay_h for s in c.scans], 0.0, float)),
+                **_fit_images(c.scans, pad.scans, idx),
                 scan_tracer_mbq=jnp.asarray(sp([s.tracer_mbq for s in c.scans], 0.0, float)),
                 scan_baseline=jnp.asarray(
                     sp([scan_pos.get(s.baseline, -1) if s.baseline else -1 for s in c.scans], -1, int)
@@ -336,6 +340,18 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
         drugs=protocol_drugs(p),
         start_day=p.treatment.start_day,
     )
+
+
+def _fit_images(scans, n_scans: int, idx) -> dict[str, jnp.ndarray]:
+    """The dosimetry images of each scan position, padded to (scans, :data:`MAX_IMAGING_POINTS`):
+    grid indices, hours after the tracer, taken (a scan without a retention fit has none)."""
+    img = np.zeros((n_scans, MAX_IMAGING_POINTS), int)
+    t = np.ones((n_scans, MAX_IMAGING_POINTS))
+    ok = np.zeros((n_scans, MAX_IMAGING_POINTS), bool)
+    for j, s in enumerate(scans):
+        for k, h in enumerate(s.dosimetry_times_h):
+            img[j, k], t[j, k], ok[j, k] = idx(day_to_h(s.day) + h), h, True
+    return {"scan_fit_img": jnp.asarray(img), "scan_fit_time_h": jnp.asarray(t), "scan_fit_valid": jnp.asarray(ok)}
 
 
 def _never(spec: CourseSpec, pad: Padding) -> CourseSpec:

@@ -378,6 +378,8 @@ def _outcome(
                 lesion_metric=[float(x) for x in rec.detail.scan_metric[j][:L]] if has else [],
                 metric_name=METRIC_NAMES.get(s.readout, ""),
                 projected_gy_per_gbq=[float(x) for x in rec.detail.scan_projected_gy_per_gbq[j][:L]],
+                true_gy_per_gbq=[float(x) for x in rec.detail.scan_true_gy_per_gbq[j][:L]],
+                dosimetry_times_h=list(s.dosimetry_times_h),
             )
         )
     rai = _rai_record(p, rec, course, planned)

@@ -89,6 +89,12 @@ MIN_OUTPUT_STEP_H, MAX_OUTPUT_STEP_H = 0.25, 24.0
 #: Solver step budget per course (100,000 is the default; more is a stiff-solver problem, not a budget).
 MAX_SOLVER_STEPS = 10_000_000
 
+#: Dosimetry images of one tracer scan (a retention fit needs two; protocols image 2 to 4 times).
+MAX_IMAGING_POINTS = 4
+#: Default I-124 PET/CT imaging times for lesion dosimetry, h after the tracer (24, 48 and 72-96 h
+#: in the redifferentiation trials; the trial timelines in models/data/timelines.csv give each arm's).
+DEFAULT_DOSIMETRY_TIMES_H: tuple[float, ...] = (24.0, 48.0, 96.0)
+
 #: Default tracer activities, MBq (typical diagnostic activities; A).
 DEFAULT_TRACER_MBQ: dict[str, float] = {"I-123": 185.0, "I-124": 74.0, "I-131": 185.0}
 
@@ -225,6 +231,13 @@ class Scan(FrozenConfig):
     imaging_delay_h: float | None = Field(
         None, gt=0, le=MAX_IMAGING_DELAY_H, description="imaging time after the tracer, hours"
     )
+    imaging_times_h: list[float] | None = Field(
+        None,
+        min_length=2,
+        max_length=MAX_IMAGING_POINTS,
+        description="i124_dosimetry: PET/CT images for the retention fit, hours after the tracer, increasing "
+        "(default 24, 48, 96)",
+    )
 
     @field_validator("readout")
     @classmethod
@@ -233,6 +246,23 @@ class Scan(FrozenConfig):
             raise ValueError(allowed(READOUTS))
         return v
 
+    @field_validator("imaging_times_h")
+    @classmethod
+    def _times(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (
+            any(not 0.0 < t <= MAX_IMAGING_DELAY_H for t in v) or any(b <= a for a, b in zip(v, v[1:], strict=False))
+        ):
+            raise ValueError(f"increasing hours after the tracer, each in (0, {MAX_IMAGING_DELAY_H:g}]")
+        return v
+
+    @model_validator(mode="after")
+    def _dosimetry_images(self) -> Scan:
+        if self.imaging_times_h is not None and self.readout != "i124_dosimetry":
+            raise ValueError("imaging_times_h: only for readout i124_dosimetry (a retention fit of PET images)")
+        if self.imaging_times_h is not None and self.imaging_delay_h is not None:
+            raise ValueError("imaging_delay_h: leave it out with imaging_times_h (the first image is the scan's)")
+        return self
+
     @property
     def tracer_mbq(self) -> float:
         """Tracer activity, MBq (``activity_mbq``, else the isotope's default)."""
@@ -240,10 +270,28 @@ class Scan(FrozenConfig):
 
     @property
     def delay_h(self) -> float:
-        """Imaging delay after the tracer, h (``imaging_delay_h``, else the readout's default)."""
+        """Imaging delay after the tracer, h (``imaging_delay_h``, else the first dosimetry image,
+        else the readout's default)."""
         if self.imaging_delay_h is not None:
             return self.imaging_delay_h
-        return DEFAULT_IMAGING_DELAY_H.get(self.readout or "", 24.0)
+        return (
+            self.dosimetry_times_h[0]
+            if self.dosimetry_times_h
+            else DEFAULT_IMAGING_DELAY_H.get(self.readout or "", 24.0)
+        )
+
+    @property
+    def dosimetry_times_h(self) -> tuple[float, ...]:
+        """PET/CT images of the retention fit, h after the tracer (``i124_dosimetry`` scans:
+        ``imaging_times_h``, else :data:`DEFAULT_DOSIMETRY_TIMES_H`; empty for other scans)."""
+        if self.readout != "i124_dosimetry":
+            return ()
+        return tuple(self.imaging_times_h) if self.imaging_times_h is not None else DEFAULT_DOSIMETRY_TIMES_H
+
+    @property
+    def last_image_h(self) -> float:
+        """The scan's last image, h after the tracer (the dosimetry fit's last, else ``delay_h``)."""
+        return max((*self.dosimetry_times_h, self.delay_h))
 
 
 class TSH(FrozenConfig):
@@ -504,7 +552,7 @@ class Protocol(FrozenConfig):
         # whatever the follow-up, the simulation runs past every imaging time (and its 48-h
         # retention reading), every therapy's post-therapy scan and the last day on TKI
         for s in self.all_scans():
-            end = max(end, s.day + max(s.delay_h, 48.0) / 24.0)
+            end = max(end, s.day + max(s.last_image_h, 48.0) / 24.0)
         if self.rai is not None:
             after = max(self.rai.post_therapy_imaging_delay_h, 48.0) / 24.0
             end = max(end, *(d + after for d in rai_days))
@@ -575,6 +623,13 @@ def _check_protocol(p: Protocol) -> None:
                     )
         if r.policy != "fixed" and not any(s.day <= r.day for s in p.scans):
             raise ValueError(f"rai.policy: {r.policy} needs a tracer scan on or before rai.day for dosimetry")
+        for i, s in enumerate(p.scans):
+            end_h = 24.0 * (s.day - 1) + s.last_image_h
+            if s.day < r.day and s.readout != "post_therapy_wbs" and end_h > 24.0 * (r.day - 1):
+                raise ValueError(
+                    f"scans[{i}]: its last image ({s.last_image_h:g} h after the tracer of day {s.day}) comes after "
+                    f"the therapy on rai.day {r.day}; allowed: images before day {r.day} (or a later rai.day)"
+                )
     for i, b in enumerate(p.branches):
         if b.on_fail not in names:
             raise ValueError(f"branches[{i}].on_fail: the name of a scan, one of {names}")
