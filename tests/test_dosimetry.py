@@ -1,4 +1,5 @@
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from raisim import Dosimetry
@@ -61,3 +62,20 @@ def test_lung_s_value_spreads_over_the_lungs(dos):
     s_lung = float(dos.lung_s_value_gy_per_mbq_h())
     assert s_lung == pytest.approx(float(dos.s_value_gy_per_mbq_h(jnp.asarray(dos.lung_mass_g))))
     assert s_lung < float(dos.s_value_gy_per_mbq_h(jnp.asarray(1.0))) / 500.0
+
+
+def test_spect_ratios_recover_large_lesions_and_need_both_criteria(dos):
+    ecf = jnp.asarray(1.0)
+    lesion = jnp.asarray([10.0, 10.0, 10.0])
+    diam = jnp.asarray([500.0, 20.0, 5.0])  # effectively infinite, mid-size, small
+    tbr, tlr = dos.spect_ratios(lesion, ecf, diam)
+    bg, liver = dos.soft_tissue_extracellular_fraction, dos.liver_extracellular_fraction
+    rc = dos.spect_recovery(diam)
+    assert float(rc[0]) > 0.97  # RC -> 1 (slowly: the surface layer of one FWHM loses counts)
+    np.testing.assert_allclose(np.asarray(tbr), 1.0 + np.asarray(rc) * (10.0 / bg - 1.0), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(tlr), np.asarray(tbr) * bg / liver, rtol=1e-12)
+    assert float(tbr[0]) > float(tbr[1]) > float(tbr[2]) > 1.0  # partial volume: smaller reads lower
+    # the two-part criterion is one measurement against the stricter of the two thresholds
+    p = dos.p_spect_success(jnp.asarray([8.0, 8.0]), jnp.asarray([4.0, 1.0]))
+    assert float(p[0]) == pytest.approx(float(dos.p_above(jnp.asarray(2.0), 1.0, dos.spect_noise_sd_log)))
+    assert float(p[1]) < 0.5  # tumour/liver 1 < 2 fails whatever the background ratio
