@@ -124,3 +124,11 @@ def test_the_cli_prints_the_warning_once_as_one_line(tmp_path):
         assert lines == []
     else:
         assert len(lines) == 1 and lines[0].startswith("raisim: warning: posterior "), proc.stderr
+
+
+def test_a_command_stopped_by_bad_input_prints_its_one_line_only():
+    """The posterior is read before the draw number is checked: the warning waits, the error is alone."""
+    from helpers import PROTOCOLS, assert_one_line_error
+
+    proc = cli_process("simulate", str(PROTOCOLS / "short_10d.yaml"), "--draw", "999999", "--dry-run")
+    assert_one_line_error(proc.returncode, proc.stderr, "--draw")

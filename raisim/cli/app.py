@@ -134,16 +134,53 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _log_to_stderr() -> None:
+class _HeldWarnings(logging.Handler):
+    """The ``raisim`` logger's stderr handler, holding warnings of :data:`HELD_LOGGERS` back.
+
+    A held warning (the posterior was fitted to another model) is shown when the command shows it
+    is running (its first progress message) or when it ends well; a command that stops on bad input
+    prints its one line only, and the warning comes with the corrected run.
+    """
+
+    def __init__(self, target: logging.Handler):
+        super().__init__()
+        self.target = target
+        self.held: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name in HELD_LOGGERS and record.levelno >= logging.WARNING:
+            self.held.append(record)
+            return
+        self.release()
+        self.target.handle(record)
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for record in held:
+            self.target.handle(record)
+
+    def drop(self) -> None:
+        self.held = []
+
+
+#: Loggers whose warnings wait for the command to run (:class:`_HeldWarnings`).
+HELD_LOGGERS = ("raisim.io.model_identity",)
+
+
+def _log_to_stderr() -> _HeldWarnings:
     """The library's ``raisim`` logger (progress messages of long runs) on stderr, once; other
-    libraries' loggers are left alone."""
+    libraries' loggers are left alone. Returns its handler (:class:`_HeldWarnings`)."""
     log = logging.getLogger("raisim")
-    if not log.handlers:
+    held = next((h for h in log.handlers if isinstance(h, _HeldWarnings)), None)
+    if held is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("raisim: %(message)s"))
-        log.addHandler(handler)
+        held = _HeldWarnings(handler)
+        log.addHandler(held)
         log.setLevel(logging.INFO)
         log.propagate = False
+    held.drop()
+    return held
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
-    _log_to_stderr()
+    held = _log_to_stderr()
     import matplotlib
 
     matplotlib.use("Agg")  # figures go to files
@@ -199,10 +236,15 @@ def _main(argv: list[str] | None) -> int:
         configure()  # float64, the XLA CPU flag, one jax CPU device per core (before jax starts)
         if getattr(args, "out", "") is None and not args.dry_run:
             raise InputError("<command line>", "--out", "an output directory (required unless --dry-run)")
-        return handler(args)
+        code = handler(args)
     except InputError as exc:
+        held.drop()
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if code == EXIT_BAD_INPUT:  # a command that reports its own bad input (its one line is printed)
+        held.drop()
+    held.release()
+    return code
 
 
 def entry() -> None:
