@@ -77,9 +77,15 @@ class Target:
 def design_hash(p: Protocol) -> str:
     """Hash of what a protocol simulates, 12 hex digits: its content without the name, the
     free-text description and the numerical ``solver`` options (the calibration simulates every
-    arm with its own solver settings, so a new solver option must not orphan a trained emulator)."""
-    blob = json.dumps(p.model_dump(mode="json", exclude={"name", "description", "solver"}), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    arm with its own solver settings, so a new solver option must not orphan a trained emulator).
+    Scan fields added later and left unset (``imaging_times_h``) are left out too: a protocol that
+    says what it said before keeps its hash."""
+    d = p.model_dump(mode="json", exclude={"name", "description", "solver"})
+    scans = list(d.get("scans") or []) + [b.get("rescan") or {} for b in d.get("branches") or []]
+    for scan in scans:
+        if scan.get("imaging_times_h") is None:
+            scan.pop("imaging_times_h", None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _CurrentStderr(logging.StreamHandler):
+    """A stream handler on whatever ``sys.stderr`` is when a record comes (not when it was made)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 class _HeldWarnings(logging.Handler):
     """The ``raisim`` logger's stderr handler, holding warnings of :data:`HELD_LOGGERS` back.
 
@@ -173,7 +185,7 @@ def _log_to_stderr() -> _HeldWarnings:
     log = logging.getLogger("raisim")
     held = next((h for h in log.handlers if isinstance(h, _HeldWarnings)), None)
     if held is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("raisim: %(message)s"))
         held = _HeldWarnings(handler)
         log.addHandler(held)
