@@ -154,6 +154,8 @@ class _HeldWarnings(logging.Handler):
     prints its one line only, and the warning comes with the corrected run.
     """
 
+    # (not release/acquire: logging.Handler's own lock methods have those names)
+
     def __init__(self, target: logging.Handler):
         super().__init__()
         self.target = target
@@ -163,15 +165,15 @@ class _HeldWarnings(logging.Handler):
         if record.name in HELD_LOGGERS and record.levelno >= logging.WARNING:
             self.held.append(record)
             return
-        self.release()
+        self.show_held()
         self.target.handle(record)
 
-    def release(self) -> None:
+    def show_held(self) -> None:
         held, self.held = self.held, []
         for record in held:
             self.target.handle(record)
 
-    def drop(self) -> None:
+    def drop_held(self) -> None:
         self.held = []
 
 
@@ -191,7 +193,7 @@ def _log_to_stderr() -> _HeldWarnings:
         log.addHandler(held)
         log.setLevel(logging.INFO)
         log.propagate = False
-    held.drop()
+    held.drop_held()
     return held
 
 
@@ -250,12 +252,12 @@ def _main(argv: list[str] | None) -> int:
             raise InputError("<command line>", "--out", "an output directory (required unless --dry-run)")
         code = handler(args)
     except InputError as exc:
-        held.drop()
+        held.drop_held()
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if code == EXIT_BAD_INPUT:  # a command that reports its own bad input (its one line is printed)
-        held.drop()
-    held.release()
+        held.drop_held()
+    held.show_held()
     return code
 
 
