@@ -186,19 +186,16 @@ class ScanContext(eqx.Module):
 
     ``lesion``: lesion activity at imaging per MBq administered (a fraction); ``ratio``: lesion
     over mean body (non-lesion) concentration at imaging (planar scans; dimensionless);
-    ``ecf_ratio``: lesion over ECF concentration at imaging (SPECT/CT; dimensionless);
-    ``correction``: the tracer's decay
-    from administration to imaging, as a fold (``i124_increase`` compares decay-corrected
-    uptake); ``baseline``: the baseline scan's decay-corrected lesion activity per MBq
-    (``i124_increase``); ``projected_gy_per_gbq``: I-131 lesion dose per activity projected from
-    the scan (the PET retention fit of ``i124_dosimetry``), Gy/GBq; ``tracer_mbq``: administered
-    tracer activity, MBq; ``countable``: lesions
-    large enough for dosimetry criteria.
+    ``correction``: the tracer's decay from administration to imaging, as a fold
+    (``i124_increase`` compares decay-corrected uptake); ``baseline``: the baseline scan's
+    decay-corrected lesion activity per MBq (``i124_increase``); ``projected_gy_per_gbq``: I-131
+    lesion dose per activity projected from the scan (the PET retention fit of
+    ``i124_dosimetry``), Gy/GBq; ``tracer_mbq``: administered tracer activity, MBq; ``countable``:
+    lesions large enough for dosimetry criteria.
     """
 
     lesion: Float[Array, " l"]
     ratio: Float[Array, " l"]
-    ecf_ratio: Float[Array, " l"]
     correction: Float[Array, ""]
     baseline: Float[Array, " l"]
     projected_gy_per_gbq: Float[Array, " l"]
@@ -212,9 +209,9 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
     **Arguments:**
 
     - `readout`: ``i123_tbr`` (tumour/background and tumour/liver, planar), ``i124_increase``
-      (uptake over the baseline scan's), ``i124_dosimetry``
-      (I-131 Gy/GBq projected from the PET retention fit ≥ the target per GBq), ``diagnostic_wbs``
-      or ``post_therapy_wbs`` (visible uptake on a planar whole-body scan).
+      (uptake over the baseline scan's), ``i124_dosimetry`` (I-131 Gy/GBq projected from the PET
+      retention fit ≥ the target per GBq), ``diagnostic_wbs`` or ``post_therapy_wbs`` (visible
+      uptake on a planar whole-body scan).
     - `model`: the patient's model (its dosimetry block and lesion masses).
     - `scan`: what the scan saw (:class:`ScanContext`).
 
