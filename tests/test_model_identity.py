@@ -117,7 +117,9 @@ def test_the_shipped_posterior_carries_the_hash_of_the_model_it_was_fitted_to():
         assert "fitted to another model" in mi.model_change_warning(shipped_posterior())
 
 
-def test_the_cli_prints_the_warning_once_as_one_line(tmp_path):
+def test_the_cli_prints_the_warning_once_as_one_line(tmp_path, monkeypatch):
+    # the warning is once per posterior and process: another test in this worker may have shown it already
+    monkeypatch.setattr(mi, "_WARNED", set())
     proc = cli_process("predict", "--trials", str(MODELS_DIR / "data" / "trials.csv"), "--dry-run")
     lines = [ln for ln in proc.stderr.splitlines() if "fitted to another model" in ln or "no model hash" in ln]
     if mi.model_change_warning(shipped_posterior()) is None:
@@ -126,8 +128,9 @@ def test_the_cli_prints_the_warning_once_as_one_line(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("raisim: warning: posterior "), proc.stderr
 
 
-def test_a_command_stopped_by_bad_input_prints_its_one_line_only():
+def test_a_command_stopped_by_bad_input_prints_its_one_line_only(monkeypatch):
     """The posterior is read before the draw number is checked: the warning waits, the error is alone."""
+    monkeypatch.setattr(mi, "_WARNED", set())  # so the warning is due in this process
     from helpers import PROTOCOLS, assert_one_line_error
 
     proc = cli_process("simulate", str(PROTOCOLS / "short_10d.yaml"), "--draw", "999999", "--dry-run")
