@@ -371,3 +371,23 @@ def test_a_signal_during_a_command_is_one_line_and_its_exit_code(tmp_path, monke
     assert "Traceback" not in err and not stray
     if (tmp_path / "out").exists():  # locked and started, never marked complete
         assert not (tmp_path / "out" / "complete.json").exists()
+
+
+# 6. scans and lesions the readout models cannot read (issue 24)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field", "allowed"),
+    [
+        (lambda d: d["scans"][0].update(activity_mbq=-185.0), "scans[0].activity_mbq", "greater than 0"),
+        (lambda d: d["scans"][0].update(activity_mbq=0.0), "scans[0].activity_mbq", "greater than 0"),
+        (lambda d: d["scans"][0].update(readout="i123_spect_guess"), "scans[0].readout", "i123_tbr"),
+        (lambda d: d["patient"]["lesions"][0].update(site="spleen"), "site", "lymph_node"),
+        (lambda d: d["scans"][0].update(day=26), "rai.day", "scan it requires"),
+    ],
+    ids=["negative-tracer-activity", "zero-tracer-activity", "unknown-readout", "unknown-organ", "scan-after-rai"],
+)
+def test_scans_and_lesions_the_readouts_cannot_read_are_refused(tmp_path, edit, field, allowed):
+    d = _protocol()
+    edit(d)
+    _simulate_refused(tmp_path, write_yaml(tmp_path / "scan.yaml", d), field, allowed)
