@@ -273,6 +273,7 @@ def course_outcome(
         seen = ScanContext(
             lesion=lesion,
             ratio=ratio_at(i, c, lesion),
+            ecf_per_g=io.ecf[i, c] / (model.iodine.ecf_volume_l * 1000.0),
             correction=jnp.exp(k_ch[c] * spec.scan_delay_h[j]),
             baseline=jnp.where(mask, base, 1.0),
             projected_gy_per_gbq=projected[j],

@@ -186,6 +186,8 @@ class ScanContext(eqx.Module):
 
     ``lesion``: lesion activity at imaging per MBq administered (a fraction); ``ratio``: lesion
     over mean body (non-lesion) concentration at imaging (planar scans; dimensionless);
+    ``ecf_per_g``: the ECF's iodide concentration at imaging, per g (per mL) per MBq administered
+    (SPECT/CT's background and liver);
     ``correction``: the tracer's decay from administration to imaging, as a fold
     (``i124_increase`` compares decay-corrected uptake); ``baseline``: the baseline scan's
     decay-corrected lesion activity per MBq (``i124_increase``); ``projected_gy_per_gbq``: I-131
@@ -196,6 +198,7 @@ class ScanContext(eqx.Module):
 
     lesion: Float[Array, " l"]
     ratio: Float[Array, " l"]
+    ecf_per_g: Float[Array, ""]
     correction: Float[Array, ""]
     baseline: Float[Array, " l"]
     projected_gy_per_gbq: Float[Array, " l"]
@@ -208,7 +211,8 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
 
     **Arguments:**
 
-    - `readout`: ``i123_tbr`` (tumour/background and tumour/liver, planar), ``i124_increase``
+    - `readout`: ``i123_tbr`` (tumour/background and tumour/liver on I-123 SPECT/CT, as ERRITI
+      read them), ``i123_planar_tbr`` (the same criterion on a planar image), ``i124_increase``
       (uptake over the baseline scan's), ``i124_dosimetry`` (I-131 Gy/GBq projected from the PET
       retention fit ≥ the target per GBq), ``diagnostic_wbs`` or ``post_therapy_wbs`` (visible
       uptake on a planar whole-body scan).
@@ -229,8 +233,9 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
     dos = model.dosimetry
     diam = sphere_diameter_mm(model.iodine.lesion_mass_g)
     if readout == "i123_tbr":
-        # planar still: the SPECT/CT model (Dosimetry.spect_ratios) reads the cards' untreated lesion
-        # far above TBR 4, so it waits for the baseline anchor of the refit (see docs/model.md)
+        tbr, tlr = dos.spect_ratios(lesion / model.iodine.lesion_mass_g, scan.ecf_per_g, diam)
+        return dos.p_spect_success(tbr, tlr), tbr
+    if readout == "i123_planar_tbr":
         tbr = dos.tumour_to_background(ratio, diam)
         liver = dos.tumour_to_liver(ratio, diam)
         return dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold), tbr
@@ -248,6 +253,7 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
 
 METRIC_NAMES = {
     "i123_tbr": "tumour_to_background",
+    "i123_planar_tbr": "tumour_to_background",
     "i124_increase": "uptake_fold_over_baseline",
     "i124_dosimetry": "projected_gy_per_gbq",
     "diagnostic_wbs": "lesion_activity_mbq",

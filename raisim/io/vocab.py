@@ -43,6 +43,7 @@ READOUTS: tuple[str, ...] = (
     "i124_increase",
     "i124_dosimetry",
     "i123_tbr",
+    "i123_planar_tbr",
     "diagnostic_wbs",
     "post_therapy_wbs",
 )

@@ -36,6 +36,7 @@ _ISOTOPE = {
     "i124_increase": "I-124",
     "i124_dosimetry": "I-124",
     "i123_tbr": "I-123",
+    "i123_planar_tbr": "I-123",
     "diagnostic_wbs": "I-131",
     "post_therapy_wbs": "I-131",
 }

@@ -42,6 +42,7 @@ DEFAULT_IMAGING_DELAY_H: dict[str, float] = {
     "i124_increase": 24.0,
     "i124_dosimetry": 24.0,
     "i123_tbr": 24.0,
+    "i123_planar_tbr": 24.0,
     "diagnostic_wbs": 72.0,
     "post_therapy_wbs": 168.0,
 }
@@ -599,8 +600,8 @@ def _check_protocol(p: Protocol) -> None:
                 raise ValueError(f"scans[{i}].baseline: the baseline scan must come before the scan")
         if s.readout is not None and s.readout.startswith("i124") and s.isotope != "I-124":
             raise ValueError(f"scans[{i}].isotope: readout {s.readout} needs I-124")
-        if s.readout == "i123_tbr" and s.isotope != "I-123":
-            raise ValueError(f"scans[{i}].isotope: readout i123_tbr needs I-123")
+        if s.readout in ("i123_tbr", "i123_planar_tbr") and s.isotope != "I-123":
+            raise ValueError(f"scans[{i}].isotope: readout {s.readout} needs I-123")
     if p.rai is not None:
         r = p.rai
         if r.require is not None and r.require not in names:
