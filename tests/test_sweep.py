@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from helpers import REPO, cli_process, write_yaml
 from raisim.cli import main
 from raisim.engine.batch import run_cohort
 from raisim.io.errors import InputError
+from raisim.io.model_identity import model_sha256
 from raisim.sweep import runner
 from raisim.sweep.config import load_sweep
 from raisim.sweep.runner import read_chunks
@@ -244,6 +246,27 @@ def test_resume_into_a_run_of_another_config_is_refused_untouched(small_run, tmp
     proc = cli_process("sweep", str(cfg), "--out", str(out))  # no --resume into a non-empty directory
     _one_line_error(proc, "--out", "--resume")
     assert _dir_state(out) == before
+
+
+@pytest.mark.parametrize("recorded", ["another model", "no model"])
+def test_resume_into_a_run_of_another_model_is_refused_untouched(small_run, tmp_path, recorded):
+    """A run records the model's hash (cards, tables, code); a resume under another model, or into a
+    directory from before runs recorded it, would mix chunks of two models."""
+    cfg, out = small_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    assert m["model_sha256"] == model_sha256()
+    if recorded == "another model":
+        m["model_sha256"] = "0" * 64
+    else:
+        del m["model_sha256"]
+        m["models_sha256"] = "0" * 64  # what earlier runs recorded: the cards only
+    (copy / "manifest.json").write_text(json.dumps(m))
+    before = _dir_state(copy)
+    proc = cli_process("sweep", str(cfg), "--out", str(copy), "--resume")
+    _one_line_error(proc, "--resume", "same model" if recorded == "another model" else "records its model")
+    assert _dir_state(copy) == before
 
 
 def test_malformed_yaml_and_non_positive_patients_on_the_command_line(tmp_path):

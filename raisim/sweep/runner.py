@@ -35,8 +35,8 @@ import pyarrow.parquet as pq
 from ..engine.batch import outcome_frame, run_cohort, scan_names
 from ..engine.cohort import sample_cohort
 from ..engine.plan import cell_shapes, merge_padding
-from ..io.cards import all_cards
 from ..io.errors import InputError
+from ..io.model_identity import MANIFEST_KEY, model_sha256
 from ..io.parameter_draws import (
     DEFAULT_PRIOR_PARAMETERS,
     draws_as_overrides,
@@ -86,16 +86,13 @@ class RunReport:
         return self.patient_protocols / self.wall_s if self.wall_s > 0 else float("nan")
 
 
-def models_hash() -> str:
-    """Hash of every parameter card (a resumed run must use the same model)."""
-    return config_hash({k: v.model_dump(mode="json") for k, v in all_cards().items()})
-
-
 def sweep_identity(sweep: Sweep) -> dict:
-    """What a resumed run must share with the run that made the directory."""
+    """What a resumed run must share with the run that made the directory: the config with its
+    cells (``config_sha256``) and the model (``model_sha256``, :func:`raisim.io.model_identity.model_sha256`:
+    cards, tables and model code, as a posterior's manifest records it)."""
     cfg = sweep.config.model_dump(mode="json")
     cells = [c.protocol.model_dump(mode="json") for c in sweep.cells]
-    return {"config_sha256": config_hash({"config": cfg, "cells": cells}), "models_sha256": models_hash()}
+    return {"config_sha256": config_hash({"config": cfg, "cells": cells}), MANIFEST_KEY: model_sha256()}
 
 
 def parameter_draws(sweep: Sweep) -> pd.DataFrame:
@@ -124,9 +121,11 @@ def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -
             old = json.loads(m.read_text())
         except json.JSONDecodeError:
             raise InputError(m, "<file>", "a readable manifest.json") from None
-        for key in ("config_sha256", "models_sha256"):
+        if MANIFEST_KEY not in old:  # made before runs recorded the model (only the cards were hashed)
+            raise InputError(p, "--resume", "a directory that records its model (this one predates that): start anew")
+        for key in ("config_sha256", MANIFEST_KEY):
             if old.get(key) != ident[key]:
-                what = "config (grid, cohort, seed, protocol)" if key == "config_sha256" else "parameter cards"
+                what = "config (grid, cohort, seed, protocol)" if key == "config_sha256" else "model (cards and code)"
                 raise InputError(p, "--resume", f"a directory made by the same {what}; it was made by another")
     elif p.is_dir() and dir_entries(p) and not force:
         raise InputError(p, "--out", "an empty or new directory; pass --resume to continue or --force to replace")
