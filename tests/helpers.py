@@ -142,6 +142,7 @@ def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
     from raisim.calibration.emulator import HIDDEN, ArmEmulator, parameter_space
     from raisim.calibration.fit import load_calibration_config
     from raisim.calibration.targets import table_targets
+    from raisim.io.model_identity import MANIFEST_KEY, model_sha256
     from raisim.io.trials import load_trials
 
     table = table if table is not None else load_trials(REPO / "models" / "data" / "trials.csv")
@@ -157,7 +158,7 @@ def synthetic_emulator(table=None, seed: int = 0, scale: float = 0.4):
         w2=jnp.asarray(rng.normal(0.0, scale / 4, (t, HIDDEN))),
         b2=jnp.asarray(rng.normal(0.0, 0.5, t)),
         lin=jnp.asarray(rng.normal(0.0, scale, (t, d))),
-        meta={"synthetic": True},
+        meta={"synthetic": True, MANIFEST_KEY: model_sha256()},  # a stand-in for one trained on this model
     )
 
 

@@ -254,3 +254,34 @@ def test_refinement_round_adds_new_patients_at_posterior_draws(tmp_path):
     assert len({tuple(z) for z in refine.z}) > 1  # draws, not one point
     val = pd.read_csv(tmp_path / "emulator_validation.csv")
     assert val["draw"].nunique() == 1 and val["full"].between(0, 1).all()
+
+
+def test_an_emulator_of_another_model_is_refused_or_retrained(tmp_path, caplog):
+    """An emulator stands in for the model it was trained on: a given one of another model stops
+    calibrate with one line, the shipped one is then retrained (its manifest says which model it is)."""
+    import logging
+
+    from raisim.calibration.fit import load_calibration_config, trained_model, usable_emulator
+    from raisim.io.errors import InputError
+    from raisim.io.model_identity import MANIFEST_KEY, fitted_model_sha256, model_sha256
+
+    base = load_calibration_config(DEFAULT)
+    path = tmp_path / "emulator.npz"
+    current = synthetic_emulator(TABLE)
+    current.save(path)
+    cfg = base.model_copy(update={"emulator": base.emulator.model_copy(update={"file": str(path)})})
+    assert trained_model(current, path) == model_sha256()
+    assert usable_emulator(cfg, TABLE)[0] == path
+    stale = synthetic_emulator(TABLE)
+    stale.meta[MANIFEST_KEY] = "0" * 64
+    stale.save(path)
+    with pytest.raises(InputError) as info:
+        usable_emulator(cfg, TABLE)
+    assert info.value.field == "emulator.file" and "trained on this model" in info.value.one_line()
+    shipped = REPO / "models" / "posterior" / "posterior.nc"
+    with caplog.at_level(logging.INFO, logger="raisim"):
+        found = usable_emulator(base, TABLE)
+    if fitted_model_sha256(shipped) == model_sha256():
+        assert found is not None
+    else:  # the shipped emulator was trained with the shipped posterior, on its model
+        assert found is None and any("trained on another model" in r.getMessage() for r in caplog.records)

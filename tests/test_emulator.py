@@ -112,3 +112,18 @@ def test_design_at_given_points_numbers_its_patients_after_the_sobol_design():
     assert not np.array_equal(first.y, d.y)
     both = first.concat(d)
     assert both.z.shape == (6, 2) and both.y.shape == (1, 6)
+
+
+def test_a_saved_design_block_is_reused_only_by_the_model_that_simulated_it(tmp_path):
+    from raisim.calibration.emulator import Design, _cached_block
+
+    z = np.arange(6.0).reshape(3, 2)
+    block = Design(z, ["a", "b"], np.full((2, 3), 0.5), np.ones((2, 3)), "1" * 64)
+    block.save(tmp_path / "design_block000.npz")
+    back = _cached_block(tmp_path / "design_block000.npz", ["a", "b"], z, "1" * 64)
+    assert back is not None and back.model == "1" * 64
+    np.testing.assert_array_equal(back.y, block.y)
+    assert _cached_block(tmp_path / "design_block000.npz", ["a", "b"], z, "2" * 64) is None  # another model
+    legacy = tmp_path / "legacy.npz"  # saved before blocks recorded their model
+    np.savez_compressed(legacy, z=z, keys=np.array(["a", "b"]), y=block.y, w=block.w)
+    assert _cached_block(legacy, ["a", "b"], z, "1" * 64) is None

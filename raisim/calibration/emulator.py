@@ -48,6 +48,7 @@ from scipy.stats import norm, qmc
 
 from ..engine.cohort import sample_cohort
 from ..io.cards import load_card
+from ..io.model_identity import model_sha256
 from ..io.parameter_draws import check_parameter, overrides_from_values
 from ..io.trials import TrialsTable
 from .targets import arm_probabilities, patient_pairs, simulate_runs, table_targets
@@ -236,32 +237,37 @@ def _cross_entropy(theta, z, y, w, hidden: int = HIDDEN) -> float:
 @dataclass
 class Design:
     """Per-patient training pairs: ``z`` (N, D), normal scores; ``y`` (targets, N), the patient's
-    probability or 0/1 outcome; ``w`` (targets, N), its weight in [0, 1] (e.g. P(selected))."""
+    probability or 0/1 outcome; ``w`` (targets, N), its weight in [0, 1] (e.g. P(selected));
+    ``model``: the :func:`~raisim.io.model_identity.model_sha256` of the model that simulated them
+    (empty when unknown: a block saved before designs recorded it)."""
 
     z: np.ndarray
     keys: list[str]
     y: np.ndarray
     w: np.ndarray
+    model: str = ""
 
     def save(self, path: str | Path) -> None:
-        """Write ``z``, ``keys``, ``y``, ``w`` to an ``.npz``."""
-        np.savez_compressed(path, z=self.z, keys=np.array(self.keys), y=self.y, w=self.w)
+        """Write ``z``, ``keys``, ``y``, ``w`` and ``model`` to an ``.npz``."""
+        np.savez_compressed(path, z=self.z, keys=np.array(self.keys), y=self.y, w=self.w, model=np.asarray(self.model))
 
     @classmethod
     def load(cls, path: str | Path) -> Design:
         """Read a design ``.npz`` written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as f:
-            return cls(f["z"], [str(k) for k in f["keys"]], f["y"], f["w"])
+            model = str(f["model"]) if "model" in f.files else ""
+            return cls(f["z"], [str(k) for k in f["keys"]], f["y"], f["w"], model)
 
     def concat(self, other: Design) -> Design:
-        """This design's patients followed by ``other``'s (same targets)."""
-        if other.keys != self.keys:
-            raise ValueError("designs with different targets")
+        """This design's patients followed by ``other``'s (same targets, same model)."""
+        if other.keys != self.keys or other.model != self.model:
+            raise ValueError("designs with different targets or of different models")
         return Design(
             np.concatenate([self.z, other.z]),
             self.keys,
             np.concatenate([self.y, other.y], axis=1),
             np.concatenate([self.w, other.w], axis=1),
+            self.model,
         )
 
 
@@ -285,7 +291,7 @@ def simulate_design(
 
     Patients are simulated in blocks of :data:`DESIGN_BLOCK`; with ``cache_dir`` each block is
     saved (``<block_name><b>.npz``) and a later run reuses every block that is exactly the one
-    it would simulate (same arms, design points and seed). Patient i and its design point are
+    it would simulate (same arms, design points, seed and model). Patient i and its design point are
     the same whatever ``patients`` is, so a larger design reuses a smaller one's blocks.
 
     ``points`` (shape (patients, D), normal scores) replaces the Sobol points, e.g. posterior
@@ -296,31 +302,34 @@ def simulate_design(
     unique = list({t.key: t for t in targets}.values())  # rows with the same design share a target
     keys = [t.key for t in unique]
     z = design_points(space, patients, seed) if points is None else np.asarray(points, float)
+    model = model_sha256()
     parts = []
     for start in range(0, patients, DESIGN_BLOCK):
         idx = np.arange(start, min(start + DESIGN_BLOCK, patients))
         path = Path(cache_dir) / f"{block_name}{start // DESIGN_BLOCK:03d}.npz" if cache_dir else None
-        part = _cached_block(path, keys, z[idx])
+        part = _cached_block(path, keys, z[idx], model)
         if part is None:
             cohort = sample_cohort(idx + first_patient, seed, max_lesions=max_lesions)
             per_patient = [overrides_from_values(values_of(space, zi)) for zi in z[idx]]
             outs = simulate_runs(runs, cohort, patient_overrides=per_patient, progress=progress)
             pairs = [patient_pairs(t, outs, table) for t in unique]
-            part = Design(z[idx], keys, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
+            part = Design(z[idx], keys, np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]), model)
             if path is not None:
                 part.save(path)
         parts.append(part)
-    return Design(z, keys, np.concatenate([p.y for p in parts], axis=1), np.concatenate([p.w for p in parts], axis=1))
+    y = np.concatenate([p.y for p in parts], axis=1)
+    return Design(z, keys, y, np.concatenate([p.w for p in parts], axis=1), model)
 
 
-def _cached_block(path: Path | None, keys: list[str], z: np.ndarray) -> Design | None:
+def _cached_block(path: Path | None, keys: list[str], z: np.ndarray, model: str) -> Design | None:
     if path is None or not path.exists():
         return None
     try:
         part = Design.load(path)
     except (OSError, KeyError, ValueError):
         return None
-    return part if part.keys == keys and part.z.shape == z.shape and np.array_equal(part.z, z) else None
+    same = part.keys == keys and part.model == model and part.z.shape == z.shape
+    return part if same and np.array_equal(part.z, z) else None
 
 
 def fit_emulator(design: Design, space: list[FittedParameter], meta: dict | None = None, seed: int = 0) -> ArmEmulator:

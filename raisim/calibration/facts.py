@@ -27,6 +27,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ..io.cards import load_card
+from ..io.model_identity import MANIFEST_KEY, model_sha256
 from ..io.parameter_draws import overrides_from_values
 from ..io.store import atomic_write_bytes
 from ..protocol.scenarios import tki_only_protocol
@@ -78,8 +79,10 @@ def simulate_facts(space: list[FittedParameter], n: int, seed: int, cache: Path 
     scores, ``values`` ln ratios (both dimensionless); cached in ``cache``.
 
     A cache made with fewer points of the same sequence is extended, not recomputed (Sobol
-    prefixes agree: the first m of n points are the m points)."""
+    prefixes agree: the first m of n points are the m points); one made by another model
+    (:func:`~raisim.io.model_identity.model_sha256`) is recomputed."""
     z = design_points(space, n, seed + 1000)
+    model = model_sha256()
     done = np.zeros((0, len(fact_observations())))
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as f:
@@ -88,6 +91,8 @@ def simulate_facts(space: list[FittedParameter], n: int, seed: int, cache: Path 
                 f["z"].shape[1] == z.shape[1]
                 and np.array_equal(f["z"][:m], z[:m])
                 and f["values"].shape[1] == done.shape[1]
+                and "model" in f.files
+                and str(f["model"]) == model
             ):
                 done = f["values"][:m]
     values = list(done)
@@ -96,16 +101,16 @@ def simulate_facts(space: list[FittedParameter], n: int, seed: int, cache: Path 
         if progress is not None:
             progress()
         if cache is not None and (i + 1) % 256 == 0:  # an interrupted run keeps what it simulated
-            _save_cache(cache, z[: len(values)], np.asarray(values))
+            _save_cache(cache, z[: len(values)], np.asarray(values), model)
     values = np.asarray(values)
     if cache is not None and len(values) > len(done):
-        _save_cache(cache, z, values)
+        _save_cache(cache, z, values, model)
     return z, values
 
 
-def _save_cache(cache: Path, z: np.ndarray, values: np.ndarray) -> None:
+def _save_cache(cache: Path, z: np.ndarray, values: np.ndarray, model: str) -> None:
     buf = io.BytesIO()
-    np.savez_compressed(buf, z=z, values=values)
+    np.savez_compressed(buf, z=z, values=values, model=np.asarray(model))
     atomic_write_bytes(cache, buf.getvalue())
 
 
@@ -153,6 +158,7 @@ def fit_facts(
     meta = {
         "space": [p.name for p in space],
         "facts": facts_signature(len(z)),
+        MANIFEST_KEY: model_sha256(),
         "holdout_points": int(held.sum()),
         "holdout_accuracy": {n: float(a) for n, a in zip(obs, accuracy, strict=True)},
         "holdout_mean_abs_error": {n: float(e) for n, e in zip(obs, np.abs(p - y[:, held]).mean(axis=1), strict=True)},

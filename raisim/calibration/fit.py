@@ -42,6 +42,7 @@ from scipy.stats import binom
 from ..io.cards import MODELS_DIR, load_card, read_yaml
 from ..io.config import FrozenConfig, PathText
 from ..io.errors import InputError
+from ..io.model_identity import MANIFEST_KEY, model_sha256
 from ..io.parameter_draws import load_posterior
 from ..io.trials import TrialsTable, load_trials
 from .emulator import (
@@ -163,11 +164,30 @@ def usable_emulator(cfg: CalibrationConfig, table: TrialsTable) -> tuple[Path, A
             TableLikelihood(table, emu)
         except InputError:
             fits = False
+    if fits and trained_model(emu, path) != model_sha256():
+        if cfg.emulator.file:
+            allowed = "an emulator trained on this model (it was trained on another; drop the file to retrain)"
+            raise InputError(path, "emulator.file", allowed)
+        _LOG.info("emulator: %s was trained on another model (cards, tables or code changed since); training one", path)
+        return None
     if fits:
         return path, emu
     if cfg.emulator.file:
         raise InputError(path, "emulator.file", "an emulator trained on these parameters and trials rows")
     return None
+
+
+def trained_model(emu: ArmEmulator, path: Path) -> str | None:
+    """The :func:`~raisim.io.model_identity.model_sha256` of the model ``emu`` (read from ``path``)
+    was trained on: its ``meta``, else the manifest beside it (the shipped emulators predate the
+    key and were shipped with the posterior that records it); None when neither says."""
+    if MANIFEST_KEY in emu.meta:
+        return emu.meta[MANIFEST_KEY]
+    manifest = path.with_name("manifest.json")
+    try:
+        return json.loads(manifest.read_text(encoding="utf-8")).get(MANIFEST_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def get_emulator(
@@ -203,6 +223,7 @@ def get_emulator(
     t0 = time.time()
     design = simulate_design(table, space, cfg.emulator.patients, cfg.seed, cache_dir=out, progress=progress)
     meta = {"patients": cfg.emulator.patients, "seed": cfg.seed, "trials_hash": table_hash(table)}
+    meta[MANIFEST_KEY] = design.model
     meta["design_wall_s"] = round(time.time() - t0, 1)
     emu = fit_emulator(design, space, meta)
     n_ref, n_val = cfg.emulator.refine_patients, cfg.emulator.validation_draws
@@ -259,7 +280,8 @@ def get_facts(
     cfg: CalibrationConfig, out: Path, *, retrain: bool = False, log: Callable[[str], None] | None = None
 ) -> ArmEmulator:
     """The emulator of the biology facts' constraints: the shipped one when it was fitted to
-    the same parameters, facts, thresholds, SDs and design size (unless ``retrain``), else
+    the same parameters, facts, thresholds, SDs and design size (unless ``retrain``; fitted on
+    another model, it is reused with a warning), else
     simulated (cached in ``out``, extended when it holds fewer points) and fitted here; saved
     as ``out/facts.npz``. ``log`` receives one line per step (default: the ``raisim`` logger)."""
     log = log or _LOG.info
@@ -267,7 +289,16 @@ def get_facts(
     shipped = SHIPPED / "facts.npz"
     if not retrain and shipped.exists():
         fe = ArmEmulator.load(shipped)
-        if fe.meta.get("space") == [p.name for p in space] and fe.meta.get("facts") == facts_signature(FACT_POINTS):
+        same = fe.meta.get("space") == [p.name for p in space] and fe.meta.get("facts") == facts_signature(FACT_POINTS)
+        if same:
+            if trained_model(fe, shipped) != model_sha256():
+                # the facts are the typical patient's NIS on a TKI alone: a readout or dosimetry change
+                # leaves them as they are, and refitting them is 4096 solves, so they are reused, with a word
+                _LOG.warning(
+                    "warning: facts: %s was fitted on another model; reused (it emulates NIS on a "
+                    "TKI alone: pass --retrain if the pathway, NIS or PK changed)",
+                    shipped,
+                )
             fe.save(out / "facts.npz")
             return fe
     log(f"facts: {FACT_POINTS} typical-patient simulations (raisim/calibration/facts.py)")
