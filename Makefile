@@ -46,7 +46,7 @@ calibrate: $(STAMP)
 	$(PY) scripts/ppc_full_model.py
 	$(PY) scripts/update_readme.py
 
-## loo: leave-one-trial-out fits on the shipped emulator; ships models/posterior/loo.csv and the README table
+## loo: leave-one-trial-out fits on the shipped emulator (trained on this model: after a model change run make calibrate first, or each fit retrains it); ships models/posterior/loo.csv and the README table
 loo: $(STAMP)
 	$(PY) scripts/loo.py
 	$(PY) scripts/update_readme.py

@@ -7,7 +7,8 @@ lung lesions of 4-40 mm and the same NIS capacity, so that every difference betw
 measurement's. For each lesion the engine reports ``projected_gy_per_gbq`` (the PET retention fit:
 recovery-limited readings at the imaging times, mono-exponential tail, MIRD sphere S-value) and
 ``true_gy_per_gbq`` (an I-131 activity given with the tracer, integrated over the model's whole future),
-for three imaging schedules. The dashed line is the PET recovery coefficient alone.
+for three imaging schedules. The dotted line is the PET recovery coefficient alone; the dashed one the true
+dose (the same for every schedule: the truth does not depend on when the images are taken).
 
     .venv/bin/python docs/make_dosimetry_figure.py
 """

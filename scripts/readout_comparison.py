@@ -15,7 +15,7 @@ posterior's central draw, and the genotypes are mixed by :func:`raisim.genotype_
 Prints a Markdown table (the one in docs/model.md section 7a) and writes ``docs/readout_comparison.csv``.
 Every number is computed here; nothing is copied in.
 
-    .venv/bin/python scripts/readout_comparison.py [--patients 48] [--seed 0]
+    .venv/bin/python scripts/readout_comparison.py [--patients 32] [--seed 0]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def arm_numbers(row, cohort, overrides) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--patients", type=int, default=48)
+    ap.add_argument("--patients", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     raisim.configure()

@@ -256,11 +256,9 @@ def test_refinement_round_adds_new_patients_at_posterior_draws(tmp_path):
     assert val["draw"].nunique() == 1 and val["full"].between(0, 1).all()
 
 
-def test_an_emulator_of_another_model_is_refused_or_retrained(tmp_path, caplog):
+def test_an_emulator_of_another_model_is_refused_or_retrained(tmp_path):
     """An emulator stands in for the model it was trained on: a given one of another model stops
     calibrate with one line, the shipped one is then retrained (its manifest says which model it is)."""
-    import logging
-
     from raisim.calibration.fit import load_calibration_config, trained_model, usable_emulator
     from raisim.io.errors import InputError
     from raisim.io.model_identity import MANIFEST_KEY, fitted_model_sha256, model_sha256
@@ -279,9 +277,14 @@ def test_an_emulator_of_another_model_is_refused_or_retrained(tmp_path, caplog):
         usable_emulator(cfg, TABLE)
     assert info.value.field == "emulator.file" and "trained on this model" in info.value.one_line()
     shipped = REPO / "models" / "posterior" / "posterior.nc"
-    with caplog.at_level(logging.INFO, logger="raisim"):
-        found = usable_emulator(base, TABLE)
+    said: list[str] = []
+    found = usable_emulator(base, TABLE, said.append)
     if fitted_model_sha256(shipped) == model_sha256():
-        assert found is not None
+        assert found is not None and said == []
     else:  # the shipped emulator was trained with the shipped posterior, on its model
-        assert found is None and any("trained on another model" in r.getMessage() for r in caplog.records)
+        assert found is None and len(said) == 1 and "trained on another model" in said[0]
+    del stale.meta[MANIFEST_KEY]  # a file that says nothing of its model, with no calibrate manifest beside it
+    stale.save(path)
+    with pytest.raises(InputError) as info:
+        usable_emulator(cfg, TABLE)
+    assert "records no model" in info.value.one_line()

@@ -23,6 +23,9 @@ def tree_copy(tmp_path):
     pkg, models = tmp_path / "raisim", tmp_path / "models"
     for name in mi.MODEL_PACKAGES:
         shutil.copytree(PACKAGE / name, pkg / name)
+    for name in mi.MODEL_MODULES:
+        (pkg / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PACKAGE / name, pkg / name)
     for name in mi.MODEL_FOLDERS:
         shutil.copytree(MODELS_DIR / name, models / name)
     return pkg, models

@@ -42,7 +42,7 @@ from scipy.stats import binom
 from ..io.cards import MODELS_DIR, load_card, read_yaml
 from ..io.config import FrozenConfig, PathText
 from ..io.errors import InputError
-from ..io.model_identity import MANIFEST_KEY, model_sha256
+from ..io.model_identity import MANIFEST_KEY, fitted_model_sha256, model_sha256
 from ..io.parameter_draws import load_posterior
 from ..io.trials import TrialsTable, load_trials
 from .emulator import (
@@ -139,14 +139,18 @@ def load_calibration_config(path: str | Path) -> CalibrationConfig:
 # ---------------------------------------------------------------------------
 
 
-def usable_emulator(cfg: CalibrationConfig, table: TrialsTable) -> tuple[Path, ArmEmulator] | None:
+def usable_emulator(
+    cfg: CalibrationConfig, table: TrialsTable, log: Callable[[str], None] | None = None
+) -> tuple[Path, ArmEmulator] | None:
     """The config's emulator (``emulator.file``) or the shipped one, when it was trained on these
-    parameters and can emulate every row of ``table``; None when the shipped one does not fit
-    (it is then trained). Reads files only: :func:`get_emulator` and the command's checks share it.
+    parameters and on this model (:func:`trained_model`) and can emulate every row of ``table``;
+    None when the shipped one does not fit (it is then trained; ``log`` receives why). Reads files
+    only: :func:`get_emulator` and the command's checks share it.
 
     **Raises:**
 
-    - `InputError`: ``emulator.file`` is missing, unreadable, or trained on other parameters or rows.
+    - `InputError`: ``emulator.file`` is missing, unreadable, or trained on other parameters, rows
+      or another model.
     """
     names = [p.name for p in parameter_space(cfg.parameters)]
     path = Path(cfg.emulator.file) if cfg.emulator.file else SHIPPED / "emulator.npz"
@@ -164,11 +168,14 @@ def usable_emulator(cfg: CalibrationConfig, table: TrialsTable) -> tuple[Path, A
             TableLikelihood(table, emu)
         except InputError:
             fits = False
-    if fits and trained_model(emu, path) != model_sha256():
+    trained = trained_model(emu, path) if fits else None
+    if fits and trained != model_sha256():
         if cfg.emulator.file:
-            allowed = "an emulator trained on this model (it was trained on another; drop the file to retrain)"
+            said = "it records no model" if trained is None else "it was trained on another"
+            allowed = f"an emulator trained on this model ({said}; remove emulator.file to train one)"
             raise InputError(path, "emulator.file", allowed)
-        _LOG.info("emulator: %s was trained on another model (cards, tables or code changed since); training one", path)
+        if log is not None:
+            log(f"emulator: {path} was trained on another model (cards, tables or code changed since); training one")
         return None
     if fits:
         return path, emu
@@ -179,15 +186,16 @@ def usable_emulator(cfg: CalibrationConfig, table: TrialsTable) -> tuple[Path, A
 
 def trained_model(emu: ArmEmulator, path: Path) -> str | None:
     """The :func:`~raisim.io.model_identity.model_sha256` of the model ``emu`` (read from ``path``)
-    was trained on: its ``meta``, else the manifest beside it (the shipped emulators predate the
-    key and were shipped with the posterior that records it); None when neither says."""
+    was trained on: its ``meta``, else the ``raisim calibrate`` manifest beside it (the shipped
+    emulators predate the key and were shipped with the posterior that records it); None when
+    neither says."""
     if MANIFEST_KEY in emu.meta:
         return emu.meta[MANIFEST_KEY]
-    manifest = path.with_name("manifest.json")
     try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get(MANIFEST_KEY)
+        made_by = json.loads(path.with_name("manifest.json").read_text(encoding="utf-8")).get("command")
     except (OSError, ValueError, AttributeError):
         return None
+    return fitted_model_sha256(path) if made_by == "calibrate" else None
 
 
 def get_emulator(
@@ -213,7 +221,7 @@ def get_emulator(
     """
     log = log or _LOG.info
     space = parameter_space(cfg.parameters)
-    found = None if retrain else usable_emulator(cfg, table)
+    found = None if retrain else usable_emulator(cfg, table, log)
     if found is not None:
         path, emu = found
         n = emu.meta.get("patients", 0) + emu.meta.get("refine_patients", 0)
@@ -291,7 +299,9 @@ def get_facts(
         fe = ArmEmulator.load(shipped)
         same = fe.meta.get("space") == [p.name for p in space] and fe.meta.get("facts") == facts_signature(FACT_POINTS)
         if same:
-            if trained_model(fe, shipped) != model_sha256():
+            trained = trained_model(fe, shipped)
+            fe.meta[MANIFEST_KEY] = trained or "unknown"  # the copy says which model it emulates, not this one
+            if trained != model_sha256():
                 # the facts are the typical patient's NIS on a TKI alone: a readout or dosimetry change
                 # leaves them as they are, and refitting them is 4096 solves, so they are reused, with a word
                 _LOG.warning(

@@ -29,6 +29,9 @@ _LOG = logging.getLogger(__name__)
 
 #: Code packages of the model, relative to the ``raisim`` package.
 MODEL_PACKAGES = ("biology", "core", "engine", "protocol")
+#: Single modules of the model outside those packages: what a calibration target is (the arm
+#: probabilities an emulator learns) and how parameter values become a model's overrides.
+MODEL_MODULES = ("calibration/targets.py", "io/parameter_draws.py")
 #: Card and data folders of the model, relative to ``models/``.
 MODEL_FOLDERS = ("biology", "drugs", "calibration", "data")
 #: The key of the hash in a posterior's ``manifest.json``.
@@ -69,6 +72,7 @@ def model_files(package_dir: Path, models_dir: Path) -> list[tuple[str, Path]]:
     for pkg in MODEL_PACKAGES:
         for p in (package_dir / pkg).rglob("*.py"):
             out.append((f"raisim/{p.relative_to(package_dir).as_posix()}", p))
+    out += [(f"raisim/{m}", package_dir / m) for m in MODEL_MODULES]
     for folder in MODEL_FOLDERS:
         for p in (models_dir / folder).rglob("*"):
             if p.is_file() and p.suffix in (".yaml", ".csv"):

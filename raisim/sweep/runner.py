@@ -125,7 +125,8 @@ def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -
             raise InputError(p, "--resume", "a directory that records its model (this one predates that): start anew")
         for key in ("config_sha256", MANIFEST_KEY):
             if old.get(key) != ident[key]:
-                what = "config (grid, cohort, seed, protocol)" if key == "config_sha256" else "model (cards and code)"
+                config = key == "config_sha256"
+                what = "config (grid, cohort, seed, protocol)" if config else "model (cards, tables and code)"
                 raise InputError(p, "--resume", f"a directory made by the same {what}; it was made by another")
     elif p.is_dir() and dir_entries(p) and not force:
         raise InputError(p, "--out", "an empty or new directory; pass --resume to continue or --force to replace")
