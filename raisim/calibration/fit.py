@@ -42,7 +42,7 @@ from scipy.stats import binom
 from ..io.cards import MODELS_DIR, load_card, read_yaml
 from ..io.config import FrozenConfig, PathText
 from ..io.errors import InputError
-from ..io.model_identity import MANIFEST_KEY, fitted_model_sha256, model_sha256
+from ..io.model_identity import MANIFEST_KEY, manifest_beside, model_sha256
 from ..io.parameter_draws import load_posterior
 from ..io.trials import TrialsTable, load_trials
 from .emulator import (
@@ -191,11 +191,9 @@ def trained_model(emu: ArmEmulator, path: Path) -> str | None:
     neither says."""
     if MANIFEST_KEY in emu.meta:
         return emu.meta[MANIFEST_KEY]
-    try:
-        made_by = json.loads(path.with_name("manifest.json").read_text(encoding="utf-8")).get("command")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return fitted_model_sha256(path) if made_by == "calibrate" else None
+    manifest = manifest_beside(path)
+    value = manifest.get(MANIFEST_KEY)
+    return value if manifest.get("command") == "calibrate" and isinstance(value, str) else None
 
 
 def get_emulator(

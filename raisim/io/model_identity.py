@@ -141,8 +141,10 @@ def changed_files(fitted: dict[str, str], now: dict[str, str] | None = None) -> 
     return sorted(n for n in set(fitted) | set(now) if fitted.get(n) != now.get(n))
 
 
-def _manifest(posterior_path: Path) -> dict:
-    m = Path(posterior_path).with_name("manifest.json")
+def manifest_beside(path: Path) -> dict:
+    """The ``manifest.json`` in the folder of ``path`` (a posterior, an emulator), parsed; ``{}``
+    when there is none or it is not a readable JSON object."""
+    m = Path(path).with_name("manifest.json")
     try:
         data = json.loads(m.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -152,7 +154,7 @@ def _manifest(posterior_path: Path) -> dict:
 
 def fitted_model_sha256(posterior_path: Path) -> str | None:
     """The model hash in the ``manifest.json`` beside a posterior, or None (no manifest, no hash)."""
-    value = _manifest(posterior_path).get(MANIFEST_KEY)
+    value = manifest_beside(posterior_path).get(MANIFEST_KEY)
     return value if isinstance(value, str) else None
 
 
@@ -173,7 +175,7 @@ def model_change_warning(posterior_path: Path) -> str | None:
             f"posterior {posterior_path} has no model hash in its manifest.json: the model it was fitted "
             "to is unknown; refit with raisim calibrate to be sure its draws describe this model"
         )
-    files = _manifest(posterior_path).get(MANIFEST_FILES_KEY)
+    files = manifest_beside(posterior_path).get(MANIFEST_FILES_KEY)
     what = "cards, trials table or model code changed since"
     if isinstance(files, dict):
         names = changed_files(files)
