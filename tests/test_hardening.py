@@ -133,7 +133,7 @@ def test_large_cohorts_stay_allowed_and_absurd_ones_are_refused(tmp_path):
     assert code == 0, err
     assert "12 cells x 2 draw(s) x 1000000 patients" in err  # 2.4e7 patient-protocols
     code, _, err = cli("sweep", DEMO_SWEEP, "--dry-run", "--patients", 100_000_000)
-    assert_one_line_error(code, err, "cohort.patients", "10000000")
+    assert_one_line_error(code, err, "--patients", "10000000")
     d = yaml.safe_load(DEMO_SWEEP.read_text())
     d["protocol"] = str(ERRITI)
     d["grid"] = {"treatment.stop_day": list(range(10, 60)), "rai.max_gbq": [5.0 + i / 10 for i in range(100)]}
@@ -296,7 +296,7 @@ def test_a_yaml_bigger_than_any_config_is_refused_unparsed(tmp_path):
 
     big = tmp_path / "big.yaml"
     big.write_bytes(b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
-    _simulate_refused(tmp_path, big, "KiB")
+    _simulate_refused(tmp_path, big, "1 MiB")
 
 
 def test_fuzz_regressions_stay_fixed(tmp_path):

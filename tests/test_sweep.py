@@ -274,7 +274,9 @@ def test_malformed_yaml_and_non_positive_patients_on_the_command_line(tmp_path):
     bad.write_text("name: [unclosed\n")
     _one_line_error(cli_process("sweep", str(bad), "--out", str(tmp_path / "o")), "broken.yaml", "YAML")
     cfg = write_yaml(tmp_path / "ok.yaml", SMALL)
-    _one_line_error(cli_process("sweep", str(cfg), "--out", str(tmp_path / "o"), "--patients", "-4"), "cohort.patients")
+    _one_line_error(
+        cli_process("sweep", str(cfg), "--out", str(tmp_path / "o"), "--patients", "-4"), "--patients", "from 1"
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -475,7 +477,7 @@ class _Records:
         logging.getLogger("raisim").removeHandler(self.handler)
 
 
-@pytest.mark.parametrize("damage", ["middle", "truncated", "no_checksum"])
+@pytest.mark.parametrize("damage", ["middle", "truncated", "no_checksum", "directory"])
 def test_a_damaged_chunk_is_quarantined_and_recomputed(small_run, tmp_path, damage):
     cfg, out = small_run
     copy = tmp_path / "copy"
@@ -489,6 +491,10 @@ def test_a_damaged_chunk_is_quarantined_and_recomputed(small_run, tmp_path, dama
         pq.ParquetFile(victim)  # the footer is intact: pyarrow still opens the file
     elif damage == "truncated":
         victim.write_bytes(bytes(data[: len(data) // 2]))
+    elif damage == "directory":  # a directory in the chunk's place (was IsADirectoryError on --resume)
+        victim.unlink()
+        victim.mkdir()
+        (victim / "x").write_text("x")
     else:  # killed between the chunk and its checksum
         victim.with_suffix(".sha256").unlink()
     with _Records() as log:

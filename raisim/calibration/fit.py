@@ -42,6 +42,7 @@ from scipy.stats import binom
 from ..io.cards import MODELS_DIR, load_card, read_yaml
 from ..io.config import FrozenConfig, PathText
 from ..io.errors import InputError
+from ..io.limits import MAX_SEED
 from ..io.model_identity import MANIFEST_KEY, manifest_beside, model_sha256
 from ..io.parameter_draws import load_posterior
 from ..io.trials import TrialsTable, load_trials
@@ -109,7 +110,10 @@ class CalibrationConfig(FrozenConfig):
     trials: PathText = Field("models/data/trials.csv", description="trials CSV (relative to the working directory)")
     method: Literal["nuts", "svi"] = Field("nuts", description="nuts (4 chains) or svi; the CLI --method replaces it")
     seed: int = Field(
-        0, description="seed of the design, the sampler and the predictive draws (CLI --seed replaces it)"
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="seed of the design, the sampler and the predictive draws (CLI --seed replaces it)",
     )
     parameters: list[str] = Field(
         min_length=1,

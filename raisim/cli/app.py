@@ -13,14 +13,37 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import warnings
 
 from ..io.errors import EXIT_BAD_INPUT, EXIT_SIGINT, EXIT_SIGTERM, InputError
+from ..io.limits import MAX_DRAWS, MAX_PATIENTS_PER_CELL, MAX_PK_REPORT_PATIENTS, MAX_SEED
 from ..runtime import configure
 from .interrupt import Interrupted, interruptible
 
 _DRY_RUN = "run every check the command makes (inputs, output directory, the solve's plan), then stop: nothing written"
+
+
+def _int_in(low: int, high: int | None = None):
+    """An argparse type: an integer from ``low`` to ``high`` (inclusive; None: no upper bound),
+    refused in one line naming the range, before anything runs."""
+    words = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
+
+    def parse(text: str) -> int:
+        text = text.strip()
+        if not re.fullmatch(r"[+-]?[0-9]{1,20}", text):  # ASCII digits; no 4,300-digit parse
+            raise argparse.ArgumentTypeError(f"{words} (got {text[:30]!r})")
+        value = int(text)
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{words} (got {value})")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+_SEED = _int_in(0, MAX_SEED)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,11 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="output directory (required unless --dry-run)")
     s.add_argument(
         "--seed",
-        type=int,
+        type=_SEED,
         default=0,
         help="cohort seed: missed doses, readout noise and AEs of the patient (default 0)",
     )
-    s.add_argument("--patient", type=int, default=0, help="the patient's number in the cohort of --seed (default 0)")
+    s.add_argument(
+        "--patient",
+        type=_int_in(0, MAX_PATIENTS_PER_CELL - 1),
+        default=0,
+        help="the patient's number in the cohort of --seed (default 0)",
+    )
     s.add_argument(
         "--parameters",
         choices=("posterior", "typical"),
@@ -49,12 +77,14 @@ def _parser() -> argparse.ArgumentParser:
         help="posterior: the shipped posterior's draw nearest its median, as sweep and predict use it "
         "(default); typical: the parameter cards' values",
     )
-    s.add_argument("--draw", type=int, default=None, metavar="N", help="posterior draw N instead of the central one")
+    s.add_argument(
+        "--draw", type=_int_in(0), default=None, metavar="N", help="posterior draw N instead of the central one"
+    )
     s.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
     s.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
     s.add_argument(
         "--pk-report",
-        type=int,
+        type=_int_in(0, MAX_PK_REPORT_PATIENTS),
         metavar="N",
         default=0,
         help="also write pk_report.csv/png: each drug's concentration on the planned doses of the followed course, "
@@ -66,9 +96,16 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", default=None, help="run directory (required unless --dry-run)")
     w.add_argument("--resume", action="store_true", help="continue an interrupted run in --out (same config)")
     w.add_argument("--force", action="store_true", help="replace the results of an earlier run in --out")
-    w.add_argument("--seed", type=int, default=None, help="cohort and draw seed (default: the config's seed)")
-    w.add_argument("--patients", type=int, default=None, help="virtual patients per cell (default: the config's)")
-    w.add_argument("--devices", type=int, default=None, help="local devices to split patients over (default: all)")
+    w.add_argument("--seed", type=_SEED, default=None, help="cohort and draw seed (default: the config's seed)")
+    w.add_argument(
+        "--patients",
+        type=_int_in(1, MAX_PATIENTS_PER_CELL),
+        default=None,
+        help="virtual patients per cell (default: the config's)",
+    )
+    w.add_argument(
+        "--devices", type=_int_in(1), default=None, help="local devices to split patients over (default: all)"
+    )
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
     w.add_argument(
@@ -79,8 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument(
         "--coordinator", default=None, help="with --distributed: coordinator HOST:PORT (default: from the cluster)"
     )
-    w.add_argument("--num-processes", type=int, default=None, help="with --distributed: number of processes")
-    w.add_argument("--process-id", type=int, default=None, help="with --distributed: this process's index")
+    w.add_argument("--num-processes", type=_int_in(1), default=None, help="with --distributed: number of processes")
+    w.add_argument("--process-id", type=_int_in(0), default=None, help="with --distributed: this process's index")
 
     pr = sub.add_parser("predict", help="predictive distribution of each row of a trials table")
     pr.add_argument("--trials", required=True, help="CSV in the trials schema (k and RECIST counts optional)")
@@ -90,18 +127,27 @@ def _parser() -> argparse.ArgumentParser:
         help="parameter draws: a posterior.nc of raisim calibrate or a CSV with card:parameter columns "
         "(default: the shipped models/posterior/posterior.nc)",
     )
-    pr.add_argument("--prior-draws", type=int, default=0, help="instead: this many draws from the card priors")
-    pr.add_argument("--draws", type=int, default=8, help="posterior draws used (evenly spaced; default 8)")
-    pr.add_argument("--patients", type=int, default=32, help="virtual patients per arm, genotype and draw (default 32)")
+    pr.add_argument(
+        "--prior-draws", type=_int_in(0, MAX_DRAWS), default=0, help="instead: this many draws from the card priors"
+    )
+    pr.add_argument(
+        "--draws", type=_int_in(1, MAX_DRAWS), default=8, help="posterior draws used (evenly spaced; default 8)"
+    )
+    pr.add_argument(
+        "--patients",
+        type=_int_in(1, MAX_PATIENTS_PER_CELL),
+        default=32,
+        help="virtual patients per arm, genotype and draw (default 32)",
+    )
     pr.add_argument("--json", action="store_true", help="print the JSON of the CLI contract")
-    pr.add_argument("--seed", type=int, default=0, help="virtual cohort and prior-draw seed")
+    pr.add_argument("--seed", type=_SEED, default=0, help="virtual cohort and prior-draw seed")
     pr.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
 
     ca = sub.add_parser("calibrate", help="fit the population parameters to the trials table (NUTS or SVI)")
     ca.add_argument("config", help="calibration YAML (configs/calibration/*.yaml)")
     ca.add_argument("--out", default=None, help="output directory (required unless --dry-run)")
     ca.add_argument(
-        "--seed", type=int, default=None, help="design, sampler and predictive seed (default: the config's)"
+        "--seed", type=_SEED, default=None, help="design, sampler and predictive seed (default: the config's)"
     )
     ca.add_argument("--method", choices=("nuts", "svi"), default=None, help="override the config's method")
     ca.add_argument("--leave-out", default=None, metavar="TRIAL", help="fit without this trial's rows and predict them")
@@ -124,7 +170,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schema", help="print the JSON schema of protocol, sweep or calibration files")
     sc.add_argument("--config", choices=("protocol", "sweep", "calibration"), default="protocol")
-    sc.add_argument("--indent", type=int, default=2)
+    sc.add_argument("--indent", type=_int_in(0, 16), default=2)
     sc.add_argument("--markdown", action="store_true", help="print the field reference table (README) instead")
 
     t = sub.add_parser("trials", help="validate a trials table and print a summary")

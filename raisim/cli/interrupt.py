@@ -5,7 +5,7 @@ main thread, where Python next runs bytecode (a solve in progress finishes its X
 The command unwinds: a file being written is discarded (every file goes through a temporary
 name), so the output directory keeps only whole files, and it lacks ``complete.json``; a sweep
 continues with ``--resume``. A second signal while that happens ends the process at once
-(``os._exit``), as a user pressing Ctrl-C twice expects.
+(``os._exit``), as a user pressing Ctrl-C twice expects, with one line saying so.
 
 The console-script entry ends an interrupted process with ``os._exit`` after flushing its
 streams: an ordinary interpreter exit tears jax down while its threads may still run, which
@@ -44,6 +44,13 @@ _RECEIVED: list[int] = []
 
 
 def _exit_now(signum, frame) -> None:
+    name = signal.Signals(signum).name
+    line = (
+        f"raisim: interrupted again by {name}; stopped at once "
+        "(an output directory without complete.json is incomplete)\n"
+    )
+    with contextlib.suppress(OSError):
+        os.write(2, line.encode())  # one line even now: a raw write, safe inside a signal handler
     os._exit(128 + signum)
 
 

@@ -20,6 +20,10 @@ def cmd_predict(args) -> int:
         raise InputError("<command line>", "--patients", "a number of virtual patients >= 1", got=args.patients)
     if args.prior_draws < 0 or args.draws < 1:
         raise InputError("<command line>", "--prior-draws/--draws", "--prior-draws >= 0 and --draws >= 1")
+    if args.posterior is not None and args.prior_draws:
+        raise InputError(
+            "<command line>", "--posterior/--prior-draws", "one source of draws: --posterior or --prior-draws, not both"
+        )
     posterior = args.posterior
     if posterior is None and args.prior_draws == 0 and SHIPPED_POSTERIOR.exists():
         posterior = SHIPPED_POSTERIOR

@@ -27,6 +27,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from .config import FrozenConfig
 from .errors import InputError
+from .files import read_input_bytes
 
 #: The parameter cards: the shipped ``models/`` folder, or ``$RAISIM_MODELS_DIR`` when set
 #: (a copy with your own cards, e.g. a new drug).
@@ -139,8 +140,40 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
 MAX_CONFIG_BYTES = 1 << 20
 
 
+#: The most digits of an integer in a YAML file: every integer a config holds (days, counts, seeds)
+#: has at most 20 (2**64 has 20), so a longer one is a typo, refused before Python parses it
+#: (past 4,300 digits Python refuses to, with a traceback).
+MAX_INTEGER_DIGITS = 20
+
+#: The most nodes a YAML document may expand to, its aliases followed: a configuration has a few
+#: hundred, so this bounds a "billion laughs" document (aliases of aliases) before anything walks it.
+MAX_YAML_NODES = 100_000
+
+
+class _Refused(yaml.YAMLError):
+    """A YAML construct this program does not take (its ``problem`` says what is allowed)."""
+
+    def __init__(self, problem: str, mark):
+        self.problem, self.problem_mark = problem, mark
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last would silently win)."""
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last would silently win),
+    an integer of more than :data:`MAX_INTEGER_DIGITS` digits, a set (``!!set``: only mappings, lists
+    and scalars), and a document that expands to more than :data:`MAX_YAML_NODES` nodes."""
+
+    def construct_document(self, node):
+        _check_expanded_size(node)
+        return super().construct_document(node)
+
+    def construct_yaml_int(self, node):
+        digits = sum(c.isdigit() for c in str(node.value))
+        if digits > MAX_INTEGER_DIGITS:
+            raise _Refused(f"an integer of at most {MAX_INTEGER_DIGITS} digits (got {digits} digits)", node.start_mark)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_set(self, node):
+        raise _Refused("a list or a mapping, not a set (!!set)", node.start_mark)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
@@ -163,6 +196,44 @@ class _DuplicateKey(yaml.YAMLError):
         self.key, self.problem_mark = key, mark
 
 
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:set", _UniqueKeyLoader.construct_yaml_set)
+
+
+def _check_expanded_size(root) -> None:
+    """Refuse a node graph that expands to more than :data:`MAX_YAML_NODES` nodes (aliases followed),
+    or that holds itself (a recursive alias): depth first, without recursion, each node sized once."""
+    size: dict[int, int] = {}
+    open_ = -1  # expanded, its subtree not yet sized: an ancestor of what is being expanded
+    stack = [(root, False)]
+    while stack:
+        node, sized = stack.pop()
+        if sized:
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[id(node)] > MAX_YAML_NODES:
+                raise _Refused(
+                    f"a document of at most {MAX_YAML_NODES} nodes with its aliases expanded", node.start_mark
+                )
+            continue
+        if id(node) in size:
+            continue
+        size[id(node)] = open_
+        stack.append((node, True))
+        for child in _children(node):
+            if size.get(id(child)) == open_:
+                raise _Refused("a document without recursive aliases (a node inside itself)", child.start_mark)
+            if id(child) not in size:
+                stack.append((child, False))
+
+
+def _children(node) -> list:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def read_yaml(path: str | Path, kind: str) -> object:
     """Parse a YAML file strictly.
 
@@ -182,22 +253,16 @@ def read_yaml(path: str | Path, kind: str) -> object:
       mapping.
     """
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(p, "<file>", f"an existing {kind}") from None
-    except IsADirectoryError:
-        raise InputError(p, "<file>", f"a {kind}, not a directory") from None
-    except OSError as exc:
-        raise InputError(p, "<file>", f"a readable {kind} ({exc.strerror or exc})") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise InputError(p, "<file>", f"a {kind} of at most {MAX_CONFIG_BYTES >> 10} KiB", got=f"{len(data)} bytes")
+    data = read_input_bytes(p, kind, MAX_CONFIG_BYTES)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(p, "<file>", f"a UTF-8 text {kind} (byte {exc.start} is not UTF-8)") from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        mark = exc.problem_mark
+        raise InputError(p, f"<yaml line {mark.line + 1}, column {mark.column + 1}>", exc.problem) from None
     except _DuplicateKey as exc:
         mark = exc.problem_mark
         raise InputError(

@@ -18,6 +18,7 @@ Each draw is returned as the ``overrides`` mapping that the model builders take
 from __future__ import annotations
 
 import functools
+import io
 import json
 import math
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import pandas as pd
 
 from .cards import load_card
 from .errors import InputError
+from .files import check_input_file, check_path, read_input_bytes
 from .model_identity import warn_if_model_changed
 from .vocab import TARGET_IC50_KEYS
 
@@ -161,22 +163,76 @@ def load_posterior(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame({cards[v]: post[v].to_numpy() for v in cards})
 
 
+#: The largest draws file read, bytes: a posterior of 4 chains x 1,000 draws of 30 parameters is
+#: ~1 MiB, so anything this big is a wrong path.
+MAX_DRAWS_FILE_BYTES = 256 << 20
+
+
 def read_draws(path: str | Path, source: str | Path, field: str) -> pd.DataFrame:
     """A draws table from a ``posterior.nc`` (``raisim calibrate``) or a CSV with ``card:parameter`` columns.
 
-    Values are in each card's unit (natural units, not the prior's normal scores).
+    Values are in each card's unit (natural units, not the prior's normal scores). The table is
+    checked by :func:`check_draws`: what a run would use is what ``check`` and ``--dry-run`` check.
+
+    **Raises:**
+
+    - `InputError` naming ``source`` and ``field``: a path that is not a regular file
+      (:func:`raisim.io.files.check_input_file`), a file that is not a posterior or a CSV, or a table
+      :func:`check_draws` refuses.
     """
-    p = Path(path)
+    p = check_path(path, source, field)
     if p.suffix == ".nc":
-        if not p.exists():
-            raise InputError(source, field, "an existing posterior.nc or draws CSV", got=str(p))
-        return load_posterior(p)
-    try:
-        return pd.read_csv(p)
-    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(
-            source, field, f"a readable posterior.nc or draws CSV ({type(exc).__name__})", got=str(p)
-        ) from None
+        check_input_file(p, "posterior.nc or draws CSV", MAX_DRAWS_FILE_BYTES, source, field)
+        table = load_posterior(p)
+    else:
+        data = read_input_bytes(p, "posterior.nc or draws CSV", MAX_DRAWS_FILE_BYTES, source, field)
+        try:
+            table = pd.read_csv(io.BytesIO(data))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(
+                source, field, f"a readable posterior.nc or draws CSV ({type(exc).__name__})", got=str(p)
+            ) from None
+    return check_draws(table, source, field, p.name)
+
+
+def check_draws(table: pd.DataFrame, source: str | Path, field: str, name: str = "draws") -> pd.DataFrame:
+    """Check a draws table as a run reads it, and return it.
+
+    **Arguments:**
+
+    - `table`: one row per draw, columns ``card:parameter`` (card units).
+    - `source`, `field`, `name`: where the table was given and its file name, for messages.
+
+    **Raises:**
+
+    - `InputError`: no rows; a column that is not a ``card:parameter`` of a model card (or of
+      :data:`NOT_MODEL_CARDS`); a value that is not a finite number (a blank or NaN cell would
+      silently fall back to the card's typical value).
+    """
+    if len(table) == 0 or len(table.columns) == 0:
+        raise InputError(source, field, f"a draws table with at least one row and column ({name})")
+    for column in table.columns:
+        text = str(column)
+        card, _, key = text.partition(":")
+        if card in NOT_MODEL_CARDS:
+            params = load_card(card).parameters
+            if key not in params:
+                raise InputError(
+                    source, field, f"a parameter of {card} in {name}: {', '.join(sorted(params))}", got=text
+                )
+        else:
+            check_parameter(text, source, f"{field} ({name} column)")
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                source,
+                field,
+                f"finite numbers in every cell of {name} (column {text}, draw {row})",
+                got=str(table[column].iloc[row]),
+            )
+    return table
 
 
 def evenly_spaced(table: pd.DataFrame, k: int) -> pd.DataFrame:

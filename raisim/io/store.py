@@ -28,6 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .errors import InputError, OutputError
+from .files import check_path
 
 LIBRARIES = ("jax", "jaxlib", "diffrax", "equinox", "numpyro", "arviz", "numpy", "scipy", "pydantic", "pandas")
 
@@ -46,13 +47,15 @@ def dir_entries(p: Path) -> list[Path]:
     return [q for q in p.iterdir() if q.name != LOCK_FILE]
 
 
-def check_out_dir(out: str | Path, *, force: bool = False, resume: bool = False) -> Path:
+def check_out_dir(out: str | Path, *, force: bool = False, resume: bool = False, joining: bool = False) -> Path:
     """Refuse an output directory that does not fit (writes nothing).
 
     **Arguments:**
 
     - `out`: the directory (created later by :func:`make_out_dir` or :func:`out_dir_lock`).
     - `force`, `resume`: whether a non-empty directory is accepted.
+    - `joining`: a process of a multi-process run joining the directory its process 0 holds (the
+      lock is not checked).
 
     **Returns:**
 
@@ -60,19 +63,63 @@ def check_out_dir(out: str | Path, *, force: bool = False, resume: bool = False)
 
     **Raises:**
 
-    - `InputError`: ``out`` is a file, lies under a file, or is non-empty without ``force``/``resume``.
+    - `InputError`: ``out`` is a path the system cannot take (:func:`raisim.io.files.check_path`),
+      a file, lies under a file, is being written by another raisim process (named), or is
+      non-empty without ``force``/``resume``.
+    """
+    p = check_path(out, field="--out")
+    try:
+        if p.exists() and not p.is_dir():
+            raise InputError(p, "--out", "a directory path (a file of that name exists)")
+        if not joining:
+            check_not_locked(p)
+        for q in (p, *p.absolute().parents):
+            if os.path.lexists(q) and not q.exists():
+                raise InputError(p, "--out", f"a directory path ({q} is a symbolic link to nothing, or a loop)")
+        for parent in p.absolute().parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InputError(p, "--out", f"a directory path ({parent} is a file)")
+                break
+        if p.is_dir() and dir_entries(p) and not (force or resume):
+            raise InputError(p, "--out", "an empty or new directory; pass --force to overwrite")
+    except OSError as exc:  # no permission to look, a symbolic-link loop, ...
+        raise InputError(p, "--out", f"a directory path that can be used ({exc.strerror or exc})") from None
+    return p
+
+
+def _holder_refusal(p: Path, fd: int) -> InputError:
+    """The refusal of a directory whose lock another process holds (``fd``: the open lock file)."""
+    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+    return InputError(
+        p, "--out", f"a directory no other raisim process is writing to (process {holder} is; wait or pick another)"
+    )
+
+
+def check_not_locked(out: str | Path) -> None:
+    """Refuse ``out`` when another process holds its lock (:func:`out_dir_lock`), naming that process.
+
+    Only looks: the lock file is opened read-only and nothing is created, so a dry run and a refused
+    run write nothing. A lock this process holds is its own, not a refusal.
+
+    **Raises:**
+
+    - `InputError`: another raisim process is writing ``out``.
     """
     p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise InputError(p, "--out", "a directory path (a file of that name exists)")
-    for parent in p.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise InputError(p, "--out", f"a directory path ({parent} is a file)")
-            break
-    if p.is_dir() and dir_entries(p) and not (force or resume):
-        raise InputError(p, "--out", "an empty or new directory; pass --force to overwrite")
-    return p
+    lock = p / LOCK_FILE
+    if not lock.is_file() or str(p.resolve()) in _HELD_LOCKS:
+        return
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return  # unreadable: out_dir_lock reports it when the run takes the lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _holder_refusal(p, fd) from None
+    finally:
+        os.close(fd)  # releases the probe's shared lock
 
 
 def make_out_dir(out: str | Path) -> Path:
@@ -115,11 +162,9 @@ def out_dir_lock(out: str | Path):
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        refusal = _holder_refusal(p, fd)
         os.close(fd)
-        raise InputError(
-            p, "--out", f"a directory no other raisim process is writing to (process {holder} is; wait or pick another)"
-        ) from None
+        raise refusal from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _HELD_LOCKS[key] = [fd, 1]

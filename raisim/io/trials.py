@@ -18,6 +18,7 @@ Units used throughout:
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -35,6 +36,8 @@ from pydantic import (
 
 from .config import FrozenConfig
 from .errors import InputError
+from .files import read_input_bytes
+from .limits import MAX_ARM_PATIENTS
 from .vocab import (
     ARM_COMPOSITIONS,
     CRITERIA,
@@ -99,7 +102,10 @@ _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _ITEM_RE = re.compile(
     rf"^(?P<drug>[A-Za-z0-9_]+):(?P<dose>{_NUMBER})mg:q(?P<interval>{_NUMBER})h(?:@(?P<genotype>[A-Za-z0-9_]+))?$"
 )
-_INT_RE = re.compile(r"^[+-]?\d+$")
+#: The largest trials table read, bytes (the shipped one is a few kB).
+MAX_TRIALS_BYTES = 16 << 20
+
+_INT_RE = re.compile(r"^[+-]?\d{1,9}$")  # at most 9 digits: days, counts and years are far below
 
 
 def _context_file(info: ValidationInfo) -> str | Path | None:
@@ -279,7 +285,7 @@ def parse_composition(text: str, *, n: int, file: str | Path | None = None, row:
             raise InputError(file, "genotype", words + " with KEY " + allowed(_COUNT_KEYS), row=row, got=text)
         if key in counts:
             raise InputError(file, "genotype", "each KEY at most once in KEY:COUNT items", row=row, got=text)
-        if not re.fullmatch(r"\d+", value):
+        if not re.fullmatch(r"\d{1,9}", value):
             raise InputError(file, "genotype", "KEY:COUNT with COUNT a non-negative integer", row=row, got=text)
         counts[key] = int(value)
     total = sum(counts.values())
@@ -355,8 +361,8 @@ def _check_row(r: TrialRow, file: str | Path | None, observed: bool = True) -> N
         raise InputError(file, "criterion", allowed(CRITERIA), row=row, got=r.criterion)
     if r.rai_policy is not None and r.rai_policy not in RAI_POLICIES:
         raise InputError(file, "rai_policy", allowed(RAI_POLICIES) + " or blank", row=row, got=r.rai_policy)
-    if r.n < 1:
-        raise InputError(file, "n", "an integer >= 1 (evaluable patients)", row=row, got=r.n)
+    if not 1 <= r.n <= MAX_ARM_PATIENTS:
+        raise InputError(file, "n", f"an integer from 1 to {MAX_ARM_PATIENTS} (evaluable patients)", row=row, got=r.n)
     if r.composition.n != r.n:
         raise InputError(
             file, "genotype", f"a composition of n={r.n} patients", row=row, got=dict(r.composition.counts)
@@ -442,7 +448,7 @@ def _row_from_cells(
             raise InputError(file, name, "a value (this column may not be blank)", row=row)
     day_words = "a positive integer day (day 1 = first TKI dose) or blank"
     count_words = "a non-negative integer count or blank"
-    n = _cell_int(cells, "n", file, row, "an integer >= 1 (evaluable patients)")
+    n = _cell_int(cells, "n", file, row, f"an integer from 1 to {MAX_ARM_PATIENTS} (evaluable patients)")
     assert n is not None
     if n < 1:
         raise InputError(file, "n", "an integer >= 1 (evaluable patients)", row=row, got=n)
@@ -619,23 +625,18 @@ def load_trials(path: str | Path | None = None, *, observed: bool = True) -> Tri
       breaks the rules of ``models/data/README.md``.
     """
     file = Path(path) if path is not None else DEFAULT_TRIALS_CSV
-    records: list[list[str]] = []
+    data = read_input_bytes(file, "trials CSV file", MAX_TRIALS_BYTES, field="path")
     try:
-        with file.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle, strict=True)
-            try:
-                records.extend(reader)
-            except csv.Error as err:
-                # the record being read when the error struck; header = row 0
-                raise InputError(file, "file", f"valid CSV (csv module: {err})", row=len(records)) from None
-    except FileNotFoundError:
-        raise InputError(file, "path", "an existing trials CSV file") from None
-    except IsADirectoryError:
-        raise InputError(file, "path", "a trials CSV file, not a directory") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(file, "file", "a UTF-8 encoded CSV file") from None
-    except OSError as err:
-        raise InputError(file, "path", f"a readable file ({err.strerror or err})") from None
+    records: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        records.extend(reader)
+    except csv.Error as err:
+        # the record being read when the error struck; header = row 0
+        raise InputError(file, "file", f"valid CSV (csv module: {err})", row=len(records)) from None
 
     if not records or not any(cell.strip() for cell in records[0]):
         raise InputError(file, "header", "a CSV header: " + ",".join(COLUMNS), row=0)

@@ -31,15 +31,17 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from ..engine.batch import SolverSettings
-from ..io.cards import read_yaml
+from ..io.cards import MAX_CONFIG_BYTES, read_yaml
 from ..io.config import FrozenConfig, PathText
 from ..io.errors import InputError
+from ..io.files import check_input_file
+from ..io.limits import MAX_DRAWS, MAX_PATIENTS_PER_CELL, MAX_SEED
 from ..io.parameter_draws import DEFAULT_PRIOR_PARAMETERS, check_parameter
 from ..io.vocab import GENOTYPES, allowed
 from ..protocol.schema import TAIL_DELAY_H, Protocol, _submodel, protocol_from_dict
 
 _TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-_RELATIVE = re.compile(r"^\s*end\s*([+-])\s*(\d+)\s*$")
+_RELATIVE = re.compile(r"^\s*end\s*([+-])\s*(\d{1,4})\s*$")
 
 
 class Arm(FrozenConfig):
@@ -52,8 +54,6 @@ class Arm(FrozenConfig):
 
 #: Sizes a sweep may ask for. Sweeps exist for 1e6-1e7 patient-protocols; the bounds sit 100x above
 #: that, so a typo (an extra zero, a runaway grid) stops with one line before any work starts.
-MAX_PATIENTS_PER_CELL = 10_000_000
-MAX_DRAWS = 10_000
 MAX_CELLS = 10_000
 MAX_PATIENT_PROTOCOLS = 1_000_000_000
 
@@ -153,7 +153,16 @@ class SweepConfig(FrozenConfig):
     cohort: CohortSettings = Field(default_factory=CohortSettings, description="virtual cohort size and work units")
     parameters: Parameters = Field(default_factory=Parameters, description="where the model parameters come from")
     solver: SolverSettingsConfig = Field(default_factory=SolverSettingsConfig, description="batched ODE solve")
-    seed: int = Field(0, description="cohort and draw seed (the CLI --seed replaces it)")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="cohort and draw seed (the CLI --seed replaces it)")
+
+    @field_validator("arms")
+    @classmethod
+    def _arm_names(cls, v: list[Arm]) -> list[Arm]:
+        names = [a.name for a in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"arms with distinct names (their rows are told apart by name); twice: {twice}")
+        return v
 
     @field_validator("genotypes")
     @classmethod
@@ -239,18 +248,20 @@ def load_sweep(path: str | Path, *, seed: int | None = None, patients: int | Non
 
 def _cells(sweep: Sweep) -> list[Cell]:
     cfg, path = sweep.config, sweep.path
-    base_path = (path.parent / cfg.protocol).resolve()
-    if not base_path.is_file():
-        raise InputError(path, "protocol", f"an existing protocol YAML file (relative to {path.parent})")
+    given = path.parent / cfg.protocol
+    check_input_file(given, f"protocol YAML file (relative to {path.parent})", MAX_CONFIG_BYTES, path, "protocol")
+    base_path = given.resolve()  # no loop: the check above reached the file
     base = read_yaml(base_path, "protocol YAML file")
     if not isinstance(base, dict):
         raise InputError(base_path, "<root>", "a YAML mapping with name, patient, treatment, ...")
     for where, knobs in (("grid", cfg.grid), ("set", cfg.set), ("compare", cfg.compare or {})):
         for k in knobs:
             _check_path(base, k, path, f"{where}.{k}")
+            _check_relative(knobs[k], path, f"{where}.{k}")
     for i, arm in enumerate(cfg.arms):
         for k in arm.set:
             _check_path(base, k, path, f"arms[{i}].set.{k}")
+            _check_relative(arm.set[k], path, f"arms[{i}].set.{k}")
         for g in arm.genotypes or []:
             if g not in cfg.genotypes:
                 raise InputError(path, f"arms[{i}].genotypes", f"genotypes of the sweep: {cfg.genotypes}", got=g)
@@ -340,20 +351,30 @@ def _set_path(d: dict, knob: str, value, path: Path | None = None) -> None:
         ) from None
 
 
+def _check_relative(value, path: Path, field: str) -> None:
+    """Refuse a knob value that starts like ``end ± N`` but is not, naming the knob (``field``)."""
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if isinstance(v, str) and v.strip().startswith("end") and not _RELATIVE.match(v):
+            raise InputError(path, field, "a day relative to the course end: 'end + N' or 'end - N' (N days)", got=v)
+
+
 def _resolve_relative(d: dict, path: Path) -> None:
     """Replace ``end ± N`` strings by days (end = treatment.stop_day)."""
     treatment = d.get("treatment")
     end = treatment.get("stop_day") if isinstance(treatment, dict) else None
 
-    def walk(node):
+    def walk(node, where: str):
         if isinstance(node, dict):
-            return {k: walk(v) for k, v in node.items()}
+            return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
         if isinstance(node, list):
-            return [walk(v) for v in node]
+            return [walk(v, f"{where}[{i}]") for i, v in enumerate(node)]
         if isinstance(node, str) and node.strip().startswith("end"):
             m = _RELATIVE.match(node)
             if not m:
-                raise InputError(path, "<value>", "a day relative to the course end: 'end + N' or 'end - N'", got=node)
+                raise InputError(
+                    path, where, "a day relative to the course end: 'end + N' or 'end - N' (N days)", got=node
+                )
             if not isinstance(end, int) or isinstance(end, bool):
                 raise InputError(
                     path,
@@ -365,7 +386,7 @@ def _resolve_relative(d: dict, path: Path) -> None:
             return end + n if m.group(1) == "+" else end - n
         return node
 
-    new = walk(d)
+    new = walk(d, "")
     d.clear()
     d.update(new)
 

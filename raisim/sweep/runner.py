@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -102,16 +103,19 @@ def parameter_draws(sweep: Sweep) -> pd.DataFrame:
         return typical_draws()
     if par.source == "prior":
         return prior_draws(list(par.vary or DEFAULT_PRIOR_PARAMETERS), par.draws, sweep.config.seed)
-    path = (sweep.path.parent / par.posterior).resolve() if par.posterior else SHIPPED_POSTERIOR
+    path = sweep.path.parent / par.posterior if par.posterior else SHIPPED_POSTERIOR  # read_draws checks it
     table = read_draws(path, sweep.path, "parameters.posterior")
     if len(table) < par.draws:
         raise InputError(sweep.path, "parameters.draws", f"at most the {len(table)} rows of {path.name}")
     return evenly_spaced(table, par.draws)
 
 
-def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool) -> Path:
-    """Refuse (InputError) an output directory that does not fit the run; writes nothing."""
-    p = check_out_dir(out, force=True)  # a file, or a path under a file, is refused
+def check_run_dir(out: str | Path, sweep: Sweep, *, resume: bool, force: bool, joining: bool = False) -> Path:
+    """Refuse (InputError) an output directory that does not fit the run; writes nothing.
+
+    ``joining``: a process other than 0 of a multi-process run (process 0 holds the lock).
+    """
+    p = check_out_dir(out, force=True, joining=joining)  # a file, a path under a file, a running writer
     ident = sweep_identity(sweep)
     if resume:
         m = p / "manifest.json"
@@ -157,13 +161,21 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 def chunk_problem(path: Path) -> str | None:
     """Why the chunk at ``path`` cannot be used (None when its checksum holds)."""
-    if not path.exists():
+    if not os.path.lexists(path):
         return "missing"
+    if path.is_symlink() or not path.is_file():
+        return "not a regular file"
     digest = path.with_suffix(".sha256")
     if not digest.exists():
         return "written without its checksum (interrupted between the two files)"
-    want = digest.read_text().strip()
-    if hashlib.sha256(path.read_bytes()).hexdigest() != want:
+    if digest.is_symlink() or not digest.is_file():
+        return "its checksum chunks/" + digest.name + " is not a regular file"
+    try:
+        want = digest.read_text().strip()
+        have = hashlib.sha256(path.read_bytes()).hexdigest()
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable ({getattr(exc, 'strerror', None) or exc})"
+    if have != want:
         return "its SHA-256 does not match chunks/" + digest.name + " (damaged on disk)"
     return None
 
@@ -174,7 +186,7 @@ def quarantine(path: Path, why: str) -> None:
     q.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for f in (path, path.with_suffix(".sha256")):
-        if f.exists():
+        if os.path.lexists(f):  # a directory or a link in a chunk's place moves as a file does
             f.replace(q / f"{f.name}.{stamp}")
     _LOG.warning("chunk %s: %s; moved to %s/, the unit will be recomputed", path.name, why, QUARANTINE_DIR)
 
@@ -233,7 +245,7 @@ def _run_sweep(sweep, out, resume, force, devices, progress, config_path) -> Run
     else:  # process 0 prepares the directory and writes the manifest; the others join it
         out = Path(out)
         _wait_for(lambda: (out / "manifest.json").exists(), "the manifest of process 0")
-        check_run_dir(out, sweep, resume=True, force=False)
+        check_run_dir(out, sweep, resume=True, force=False, joining=True)
     chunks = out / CHUNK_DIR
     chunks.mkdir(exist_ok=True)
     cfg = sweep.config
