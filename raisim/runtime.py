@@ -25,6 +25,7 @@ import warnings
 
 import jax
 
+from .compilation import enable_cache, start_counting
 from .io.errors import InputError
 
 CPU_DEVICES_ENV = "RAISIM_CPU_DEVICES"
@@ -121,8 +122,9 @@ def use_cpu_cores(n: int | None = None) -> int:
     return n
 
 
-def configure(*, cpu_devices: int | None = None, split_cpu: bool = True) -> None:
-    """Set up jax for raisim: float64, the XLA CPU flag, one CPU device per core, quiet arviz.
+def configure(*, cpu_devices: int | None = None, split_cpu: bool = True, cache: bool = True) -> None:
+    """Set up jax for raisim: float64, the XLA CPU flag, one CPU device per core, quiet arviz, the
+    compile counter and the persistent compilation cache (:mod:`raisim.compilation`).
 
     Idempotent; call it before the first computation (flags and the device split do not
     apply once jax's backends have started; float64 always does).
@@ -132,6 +134,8 @@ def configure(*, cpu_devices: int | None = None, split_cpu: bool = True) -> None
     - `cpu_devices`: CPU devices to split batched runs over (default: ``$RAISIM_CPU_DEVICES``,
       else one per core; see :func:`use_cpu_cores`).
     - `split_cpu`: False to leave jax's CPU device count alone.
+    - `cache`: False to compile without the persistent cache (``RAISIM_CACHE_DIR=off`` does the
+      same); it is set once per process, by the first call.
 
     **Raises:** :class:`raisim.InputError` for a bad ``$RAISIM_CPU_DEVICES``.
     """
@@ -140,6 +144,8 @@ def configure(*, cpu_devices: int | None = None, split_cpu: bool = True) -> None
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
     if split_cpu:
         use_cpu_cores(cpu_devices)
+    start_counting()
+    enable_cache(enabled=cache)
 
 
 def require_x64(entry: str) -> None:

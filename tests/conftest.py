@@ -19,8 +19,31 @@ if os.environ.get("RAISIM_TYPECHECK", "1") == "1":
 
     install_import_hook(["raisim.core", "raisim.engine"], "beartype.beartype")
 
+# One persistent compilation cache for the whole run, shared by the xdist workers and the CLI
+# subprocesses (they inherit the variable): a program one process compiled, the others load
+# (raisim.compilation). It lives in the checkout's .pytest_cache (ignored by git), so a fresh clone
+# starts empty and a developer's second run starts warm; RAISIM_CACHE_DIR=off runs without it.
+os.environ.setdefault("RAISIM_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax-cache"))
+
 import raisim  # noqa: E402
 
 raisim.configure()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With ``RAISIM_COMPILE_STATS_DIR`` set, each test process writes what it compiled there
+    (``<worker>.json``: programs, trace / lower / backend seconds, cache hits and misses), so a
+    run's compilation can be summed over workers (BENCHMARKS.md)."""
+    out = os.environ.get("RAISIM_COMPILE_STATS_DIR")
+    if not out:
+        return
+    import json
+
+    from raisim.compilation import compile_stats
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / f"{worker}.json").write_text(json.dumps(compile_stats().to_dict(), indent=1) + "\n")
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

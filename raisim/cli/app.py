@@ -22,6 +22,10 @@ from ..io.limits import MAX_DRAWS, MAX_PATIENTS_PER_CELL, MAX_PK_REPORT_PATIENTS
 from ..runtime import configure
 from .interrupt import Interrupted, interruptible
 
+_NO_CACHE = (
+    "compile without the persistent compilation cache (default: on, in $RAISIM_CACHE_DIR or the per-user "
+    "cache folder; RAISIM_CACHE_DIR=off disables it too)"
+)
 _DRY_RUN = "run every check the command makes (inputs, output directory, the solve's plan), then stop: nothing written"
 
 
@@ -82,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
     s.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
+    s.add_argument("--no-cache", action="store_true", help=_NO_CACHE)
     s.add_argument(
         "--pk-report",
         type=_int_in(0, MAX_PK_REPORT_PATIENTS),
@@ -108,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--no-progress", action="store_true", help="no progress bar")
     w.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
+    w.add_argument("--no-cache", action="store_true", help=_NO_CACHE)
     w.add_argument(
         "--distributed",
         action="store_true",
@@ -142,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="print the JSON of the CLI contract")
     pr.add_argument("--seed", type=_SEED, default=0, help="virtual cohort and prior-draw seed")
     pr.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
+    pr.add_argument("--no-cache", action="store_true", help=_NO_CACHE)
 
     ca = sub.add_parser("calibrate", help="fit the population parameters to the trials table (NUTS or SVI)")
     ca.add_argument("config", help="calibration YAML (configs/calibration/*.yaml)")
@@ -156,6 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     ca.add_argument("--force", action="store_true", help="write into a non-empty --out directory")
     ca.add_argument("--no-progress", action="store_true", help="no progress bars")
     ca.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
+    ca.add_argument("--no-cache", action="store_true", help=_NO_CACHE)
 
     ch = sub.add_parser(
         "check", help="validate a protocol, sweep or calibration YAML or a trials CSV as its command would"
@@ -293,7 +301,8 @@ def _main(argv: list[str] | None) -> int:
         "version": cmd_version,
     }[args.command]
     try:
-        configure()  # float64, the XLA CPU flag, one jax CPU device per core (before jax starts)
+        # float64, the XLA CPU flag, one jax CPU device per core (before jax starts), the compile cache
+        configure(cache=not getattr(args, "no_cache", False))
         if getattr(args, "out", "") is None and not args.dry_run:
             raise InputError("<command line>", "--out", "an output directory (required unless --dry-run)")
         code = handler(args)

@@ -58,6 +58,7 @@ def _calibrate_into(out: Path, args, cfg, full, table, left_out) -> int:
         thin,
     )
     from ..io.store import manifest, mark_complete, write_csv, write_json
+    from .outputs import compilation_record
     from .plots import predictive_figure
 
     show = not args.no_progress
@@ -128,7 +129,12 @@ def _calibrate_into(out: Path, args, cfg, full, table, left_out) -> int:
     write_json(
         out / "manifest.json", manifest("calibrate", cfg.model_dump(mode="json"), cfg.seed, args.config, **extra)
     )
-    mark_complete(out, "calibrate", sorted(p.name for p in out.iterdir() if not p.name.startswith(".")))
+    mark_complete(
+        out,
+        "calibrate",
+        sorted(p.name for p in out.iterdir() if not p.name.startswith(".")),
+        compilation=compilation_record(),
+    )
     _print_report(diag, stats, ppc, extra)
     return 0
 

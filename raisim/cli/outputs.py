@@ -25,6 +25,15 @@ def writing(out: str | Path, *, force: bool = False, resume: bool = False):
         yield p
 
 
+def compilation_record() -> dict:
+    """What this process compiled (:func:`raisim.compilation.compile_stats`) and the persistent cache
+    it used, for ``complete.json``: programs, trace / lower / backend seconds, cache hits and misses."""
+    from ..compilation import cache_dir, compile_stats
+
+    d = cache_dir()
+    return {**compile_stats().to_dict(), "cache_dir": str(d) if d is not None else None}
+
+
 def dry_run_done(command: str, what: str) -> int:
     """Report a dry run that passed every check (one line on stderr); exit code 0."""
     print(f"raisim {command}: ok: {what}; every check passed (dry run: nothing solved or written)", file=sys.stderr)

@@ -43,6 +43,7 @@ def _simulate_into(out, args, protocol, params) -> int:
     """Simulate and write every output into the locked directory ``out``, the completion marker last."""
     from ..engine.simulate import simulate
     from ..io.store import atomic_savefig, manifest, mark_complete, write_csv, write_json
+    from .outputs import compilation_record
     from .plots import timecourse_figure
 
     print(
@@ -96,7 +97,7 @@ def _simulate_into(out, args, protocol, params) -> int:
             parameters={"source": params.source, "draw": params.draw, "posterior": params.path},
         ),
     )
-    mark_complete(out, "simulate", outputs)
+    mark_complete(out, "simulate", outputs, compilation=compilation_record())
     if outcome["solver"]["ok"]:
         _print_summary(outcome)
     else:

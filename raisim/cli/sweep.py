@@ -63,6 +63,7 @@ def _run(args, sweep) -> int:
     from ..io.store import atomic_savefig, mark_complete
     from ..sweep.runner import run_sweep
     from ..sweep.summary import dose_response_table, reference_label, summarise
+    from .outputs import compilation_record
     from .plots import duration_response_figure
 
     cfg = sweep.config
@@ -103,7 +104,12 @@ def _run(args, sweep) -> int:
     atomic_savefig(fig, out / "duration_response.png", dpi=110)
     plt.close(fig)
     _print_sweep(summary, sweep.knob_names, reference_label(sweep))
-    mark_complete(out, "sweep", ["manifest.json", "chunks/", "summary.csv", "duration_response.png"])
+    mark_complete(
+        out,
+        "sweep",
+        ["manifest.json", "chunks/", "summary.csv", "duration_response.png"],
+        compilation=compilation_record(),
+    )
     print(
         f"wrote {out}/: chunks/*.parquet, manifest.json, summary.csv, duration_response.png, complete.json",
         file=sys.stderr,

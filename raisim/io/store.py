@@ -182,11 +182,17 @@ def clear_complete(out: str | Path) -> None:
     (Path(out) / COMPLETE_MARKER).unlink(missing_ok=True)
 
 
-def mark_complete(out: str | Path, command: str, outputs: list[str]) -> None:
-    """Write the completion marker (the last write of a command)."""
+def mark_complete(out: str | Path, command: str, outputs: list[str], **extra) -> None:
+    """Write the completion marker (the last write of a command): the command, its outputs, the time
+    it finished and ``extra`` entries (the command line adds what the run compiled)."""
     write_json(
         Path(out) / COMPLETE_MARKER,
-        {"command": command, "outputs": outputs, "finished_utc": datetime.now(UTC).isoformat(timespec="seconds")},
+        {
+            "command": command,
+            "outputs": outputs,
+            "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            **extra,
+        },
     )
 
 
