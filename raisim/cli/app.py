@@ -149,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--seed", type=_SEED, default=0, help="virtual cohort and prior-draw seed")
     pr.add_argument("--dry-run", action="store_true", help=_DRY_RUN)
     pr.add_argument("--no-cache", action="store_true", help=_NO_CACHE)
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     ca = sub.add_parser("calibrate", help="fit the population parameters to the trials table (NUTS or SVI)")
     ca.add_argument("config", help="calibration YAML (configs/calibration/*.yaml)")

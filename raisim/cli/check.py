@@ -64,4 +64,5 @@ def cmd_check(args) -> int:
     from .predict import cmd_predict
 
     ns = {"trials": args.file, "posterior": None, "prior_draws": 0, "draws": 8, "patients": 32, "json": False}
+    ns |= {"no_progress": True}
     return cmd_predict(argparse.Namespace(**common, **ns, seed=0))

@@ -39,7 +39,8 @@ def cmd_predict(args) -> int:
     from ..calibration.targets import table_targets
     from ..engine.plan import plan_cell
 
-    for run in table_targets(table)[1]:
+    runs = table_targets(table)[1]
+    for run in runs:
         plan_cell(run.protocol)  # every arm's courses on its output grid: what the solve will need
     if args.dry_run:
         from .outputs import dry_run_done
@@ -50,7 +51,25 @@ def cmd_predict(args) -> int:
         f"{args.patients} virtual patients per arm, genotype and draw, seed {args.seed}",
         file=sys.stderr,
     )
-    results = predict_table(table, draws, patients=args.patients, seed=args.seed)
+    from .interrupt import check_interrupted
+    from .progress import ProgressBar
+
+    per_run = args.patients * max(len(draws), 1)  # patient-protocols of one arm and genotype
+    total = len(runs) * per_run
+    bar = ProgressBar(" patient-protocols", enabled=not args.no_progress)
+    done = 0
+
+    def progress(_run) -> None:
+        nonlocal done
+        done += per_run
+        check_interrupted()
+        bar(done, total)
+
+    bar(0, total)
+    try:
+        results = predict_table(table, draws, patients=args.patients, seed=args.seed, progress=progress)
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps(results, indent=1))
     else:
