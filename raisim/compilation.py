@@ -19,10 +19,12 @@ another, ``RAISIM_CACHE_DIR=off`` disables it), keeping every program (no minimu
 size) up to :data:`CACHE_MAX_BYTES`, beyond which jax evicts the least recently used. The bound
 also makes jax take its file lock around reads and writes, so processes that compile one program
 at once (xdist workers, a multi-process sweep) do not write one entry together. Only XLA's
-backend compile is saved: tracing and lowering run again in every process. On a CPU split into
-devices the entries are per device, so a 2-device command line and a 1-device script share only
-device 0's. A directory that cannot be written (a read-only home, a full disk) leaves the cache
-off with one warning.
+backend compile is saved: tracing and lowering run again in every process. jax never caches a
+program with a host callback: the engine's main program has one today (equinox's runtime checks
+call back into Python), so it is compiled in every process (BENCHMARKS.md, "Compilation"). On a
+CPU split into devices the entries are per device, so a 2-device command line and a 1-device
+script share only device 0's. A directory that cannot be written (a read-only home, a full disk)
+leaves the cache off with one warning.
 
 Nothing happens at import: :func:`raisim.configure` calls :func:`start_counting` and
 :func:`enable_cache`.
