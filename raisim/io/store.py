@@ -73,14 +73,14 @@ def check_out_dir(out: str | Path, *, force: bool = False, resume: bool = False,
             raise InputError(p, "--out", "a directory path (a file of that name exists)")
         if not joining:
             check_not_locked(p)
-        for q in (p, *p.absolute().parents):
-            if os.path.lexists(q) and not q.exists():
-                raise InputError(p, "--out", f"a directory path ({q} is a symbolic link to nothing, or a loop)")
-        for parent in p.absolute().parents:
-            if parent.exists():
-                if not parent.is_dir():
-                    raise InputError(p, "--out", f"a directory path ({parent} is a file)")
-                break
+        for q in (p, *p.absolute().parents):  # up to the first that exists (its parents exist too)
+            if not q.exists():
+                if os.path.lexists(q):
+                    raise InputError(p, "--out", f"a directory path ({q} is a symbolic link to nothing, or a loop)")
+                continue
+            if q is not p and not q.is_dir():
+                raise InputError(p, "--out", f"a directory path ({q} is a file)")
+            break
         if p.is_dir() and dir_entries(p) and not (force or resume):
             raise InputError(p, "--out", "an empty or new directory; pass --force to overwrite")
     except OSError as exc:  # no permission to look, a symbolic-link loop, ...

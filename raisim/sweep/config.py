@@ -351,12 +351,21 @@ def _set_path(d: dict, knob: str, value, path: Path | None = None) -> None:
         ) from None
 
 
+def _relative(value, path: Path, field: str) -> re.Match | None:
+    """The ``end ± N`` match of ``value`` (None: not a relative day); a value that starts like one
+    but is not is refused, naming ``field`` (the one rule for knob values and protocol values)."""
+    if not (isinstance(value, str) and value.strip().startswith("end")):
+        return None
+    m = _RELATIVE.match(value)
+    if not m:
+        raise InputError(path, field, "a day relative to the course end: 'end + N' or 'end - N' (N days)", got=value)
+    return m
+
+
 def _check_relative(value, path: Path, field: str) -> None:
-    """Refuse a knob value that starts like ``end ± N`` but is not, naming the knob (``field``)."""
-    values = value if isinstance(value, list) else [value]
-    for v in values:
-        if isinstance(v, str) and v.strip().startswith("end") and not _RELATIVE.match(v):
-            raise InputError(path, field, "a day relative to the course end: 'end + N' or 'end - N' (N days)", got=v)
+    """Refuse a knob value (or grid values) that starts like ``end ± N`` but is not, naming the knob."""
+    for v in value if isinstance(value, list) else [value]:
+        _relative(v, path, field)
 
 
 def _resolve_relative(d: dict, path: Path) -> None:
@@ -369,12 +378,8 @@ def _resolve_relative(d: dict, path: Path) -> None:
             return {k: walk(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v, f"{where}[{i}]") for i, v in enumerate(node)]
-        if isinstance(node, str) and node.strip().startswith("end"):
-            m = _RELATIVE.match(node)
-            if not m:
-                raise InputError(
-                    path, where, "a day relative to the course end: 'end + N' or 'end - N' (N days)", got=node
-                )
+        m = _relative(node, path, where)
+        if m:
             if not isinstance(end, int) or isinstance(end, bool):
                 raise InputError(
                     path,
