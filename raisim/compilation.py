@@ -20,8 +20,8 @@ size) up to :data:`CACHE_MAX_BYTES`, beyond which jax evicts the least recently 
 also makes jax take its file lock around reads and writes, so processes that compile one program
 at once (xdist workers, a multi-process sweep) do not write one entry together. Only XLA's
 backend compile is saved: tracing and lowering run again in every process. jax never caches a
-program with a host callback: the engine's main program has one today (equinox's runtime checks
-call back into Python), so it is compiled in every process (BENCHMARKS.md, "Compilation"). On a
+program with a host callback, so the engine's kernel has none (diffrax's argument checks are
+traced as its ``ok`` flag instead, :func:`raisim.core.model._checks_as_flags`). On a
 CPU split into devices the entries are per device, so a 2-device command line and a 1-device
 script share only device 0's. A directory that cannot be written (a read-only home, a full disk)
 leaves the cache off with one warning.
@@ -49,6 +49,7 @@ LOWER_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
 BACKEND_EVENT = "/jax/core/compile/backend_compile_duration"
 CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 CACHE_MISS_EVENT = "/jax/compilation_cache/cache_misses"
+CACHE_LOAD_EVENT = "/jax/compilation_cache/cache_retrieval_time_sec"
 
 _LOG = logging.getLogger("raisim.compilation")
 
@@ -59,15 +60,18 @@ class CompileStats:
 
     ``programs``: backend compile requests (compiled, or loaded from the persistent cache), a
     count; ``trace_s``, ``lower_s``, ``backend_s``: seconds spent tracing to jaxprs, lowering to
-    MLIR and in the backend (XLA compile or cache load); ``cache_hits``, ``cache_misses``:
-    persistent-cache lookups that found or missed the program (both 0 without a cache);
-    ``by_name``: programs per function name.
+    MLIR and in the backend (XLA compile or cache load); ``load_s``: the part of ``backend_s``
+    spent loading programs from the persistent cache (jax times a cache hit as a backend compile;
+    ``backend_s - load_s`` is what XLA compiled); ``cache_hits``, ``cache_misses``: persistent-cache
+    lookups that found or missed the program (both 0 without a cache); ``by_name``: programs per
+    function name.
     """
 
     programs: int = 0
     trace_s: float = 0.0
     lower_s: float = 0.0
     backend_s: float = 0.0
+    load_s: float = 0.0
     cache_hits: int = 0
     cache_misses: int = 0
     by_name: Counter = field(default_factory=Counter)
@@ -80,14 +84,20 @@ class CompileStats:
     def minus(self, earlier: CompileStats) -> CompileStats:
         """What was compiled since ``earlier`` (a snapshot of the same process)."""
         return CompileStats(
-            self.programs - earlier.programs,
-            self.trace_s - earlier.trace_s,
-            self.lower_s - earlier.lower_s,
-            self.backend_s - earlier.backend_s,
-            self.cache_hits - earlier.cache_hits,
-            self.cache_misses - earlier.cache_misses,
-            self.by_name - earlier.by_name,
+            programs=self.programs - earlier.programs,
+            trace_s=self.trace_s - earlier.trace_s,
+            lower_s=self.lower_s - earlier.lower_s,
+            backend_s=self.backend_s - earlier.backend_s,
+            load_s=self.load_s - earlier.load_s,
+            cache_hits=self.cache_hits - earlier.cache_hits,
+            cache_misses=self.cache_misses - earlier.cache_misses,
+            by_name=self.by_name - earlier.by_name,
         )
+
+    @property
+    def xla_compile_s(self) -> float:
+        """Seconds XLA spent compiling (``backend_s`` less what loading from the cache took)."""
+        return self.backend_s - self.load_s
 
     def to_dict(self) -> dict:
         """The totals as plain JSON values (seconds rounded to ms; ``by_name`` as a mapping)."""
@@ -97,6 +107,8 @@ class CompileStats:
             "trace_s": round(self.trace_s, 3),
             "lower_s": round(self.lower_s, 3),
             "backend_s": round(self.backend_s, 3),
+            "load_s": round(self.load_s, 3),
+            "xla_compile_s": round(self.xla_compile_s, 3),
             "cache_hits": self.cache_hits,
             "cache_misses": self.cache_misses,
             "by_name": dict(sorted(self.by_name.items())),
@@ -106,7 +118,8 @@ class CompileStats:
         """One line: programs (distinct), trace / lower / backend seconds, cache hits and misses."""
         return (
             f"{self.programs} programs ({self.distinct} distinct): trace {self.trace_s:.1f} s, "
-            f"lower {self.lower_s:.1f} s, backend {self.backend_s:.1f} s; "
+            f"lower {self.lower_s:.1f} s, backend {self.backend_s:.1f} s (of which {self.load_s:.1f} s "
+            "loading from the cache); "
             f"cache {self.cache_hits} hits, {self.cache_misses} misses"
         )
 
@@ -117,10 +130,12 @@ _STARTED = False
 
 
 def _on_duration(event: str, seconds: float, **kwargs) -> None:
-    if event not in (TRACE_EVENT, LOWER_EVENT, BACKEND_EVENT):
+    if event not in (TRACE_EVENT, LOWER_EVENT, BACKEND_EVENT, CACHE_LOAD_EVENT):
         return
     with _LOCK:
-        if event == TRACE_EVENT:
+        if event == CACHE_LOAD_EVENT:
+            _TOTALS.load_s += seconds
+        elif event == TRACE_EVENT:
             _TOTALS.trace_s += seconds
         elif event == LOWER_EVENT:
             _TOTALS.lower_s += seconds
@@ -156,13 +171,14 @@ def compile_stats() -> CompileStats:
     """A snapshot of this process's totals since :func:`start_counting` (zeros before it)."""
     with _LOCK:
         return CompileStats(
-            _TOTALS.programs,
-            _TOTALS.trace_s,
-            _TOTALS.lower_s,
-            _TOTALS.backend_s,
-            _TOTALS.cache_hits,
-            _TOTALS.cache_misses,
-            Counter(_TOTALS.by_name),
+            programs=_TOTALS.programs,
+            trace_s=_TOTALS.trace_s,
+            lower_s=_TOTALS.lower_s,
+            backend_s=_TOTALS.backend_s,
+            load_s=_TOTALS.load_s,
+            cache_hits=_TOTALS.cache_hits,
+            cache_misses=_TOTALS.cache_misses,
+            by_name=Counter(_TOTALS.by_name),
         )
 
 

@@ -73,6 +73,9 @@ def test_a_second_process_loads_every_program_from_the_cache(tmp_path):
     assert cold["cache_dir"] == cache
     assert cold["cache_misses"] >= 1 and cold["cache_hits"] == 0
     assert warm["cache_misses"] == 0 and warm["cache_hits"] == cold["cache_misses"]
+    # a hit is timed as a backend compile by jax; the counter tells the load apart
+    assert cold["load_s"] == 0 and 0 < warm["load_s"] <= warm["backend_s"]
+    assert warm["xla_compile_s"] == pytest.approx(warm["backend_s"] - warm["load_s"], abs=2e-3)
     assert warm["value"] == cold["value"]  # the loaded program computes the same number
     off = _run_kernel("off")
     assert off["cache_dir"] == "None" and off["cache_hits"] == off["cache_misses"] == 0
@@ -146,8 +149,12 @@ def test_the_same_small_sweep_twice_compiles_nothing_new(tmp_path):
     first, second = records
     assert first["cache_misses"] >= 1
     # every program the first process compiled is loaded now (a program it compiled twice was a hit
-    # there already; one with a host callback jax never caches, so it is neither)
+    # there already)
     assert second["cache_misses"] == 0 and second["programs"] == first["programs"]
     assert second["cache_hits"] >= first["cache_misses"]
+    # and every program, the engine's kernel included, is one the cache keeps: none has a host
+    # callback, so the second process loads all of them and compiles nothing
+    assert second["cache_hits"] == second["programs"]
+    assert first["cache_hits"] + first["cache_misses"] == first["programs"]
     assert second["backend_s"] < first["backend_s"]
     assert Path(second["cache_dir"]) == tmp_path / "cache"

@@ -152,3 +152,28 @@ def test_branches_solve_the_shared_course_once_and_agree_with_separate_solves():
         lambda x, y: float(jnp.max(jnp.abs(x - y)) / max(float(jnp.max(jnp.abs(y))), 1e-30)), both[1].ys, alone.ys
     )
     assert max(jax.tree_util.tree_leaves(worst)) < 1e-5
+
+
+def test_the_solve_has_no_host_callback_and_flags_bad_save_times():
+    """diffrax's argument checks are host callbacks, which XLA's persistent cache never keeps: the
+    engine traces them as a flag instead (issue 38). Save times that go backwards are then
+    reported by ``ok`` (not raised, not NaNs left unflagged), and good ones are unchanged."""
+    import jax.numpy as jnp
+    from helpers import PROTOCOLS
+
+    from raisim import load_protocol
+    from raisim.core.model import CHECKS_AS_FLAGS_DIFFRAX, solve
+    from raisim.engine.simulate import prepare
+
+    prep = prepare(load_protocol(PROTOCOLS / "short_10d.yaml"))
+    grid = jnp.linspace(-24.0, 24.0 * 30, 33)
+    kw = dict(rtol=1e-6, atol=1e-9, tail_delay_h=168.0)
+    hlo = solve.lower(prep.model, prep.schedules[0], grid, **kw).as_text()
+    from importlib.metadata import version
+
+    if version("diffrax") in CHECKS_AS_FLAGS_DIFFRAX:
+        assert "callback" not in hlo
+    good = solve(prep.model, prep.schedules[0], grid, **kw)
+    assert bool(good.ok) and np.isfinite(np.asarray(good.ys.nis.membrane)).all()
+    backwards = solve(prep.model, prep.schedules[0], grid.at[5].set(grid[20]), **kw)  # same shapes: same program
+    assert not bool(backwards.ok)

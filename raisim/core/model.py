@@ -156,6 +156,52 @@ def _fused_stage_sums():
         rk.vector_tree_dot, ts5.vector_tree_dot = saved
 
 
+#: diffrax versions whose ``diffeqsolve`` argument checks :func:`_checks_as_flags` replaces (the
+#: checks it makes are listed there and made by :func:`_solve_span` instead).
+CHECKS_AS_FLAGS_DIFFRAX = ("0.7.2",)
+
+
+class _UncheckedInternals:
+    """``equinox.internal`` as ``diffrax._integrate`` sees it, with ``error_if`` returning its input unchanged."""
+
+    def __init__(self, internals):
+        self._internals = internals
+
+    def __getattr__(self, name):
+        return getattr(self._internals, name)
+
+    @staticmethod
+    def error_if(x, pred, msg):
+        return x
+
+
+@contextlib.contextmanager
+def _checks_as_flags():
+    """Trace ``diffeqsolve`` without its runtime argument checks (restored on exit), for the diffrax
+    versions of :data:`CHECKS_AS_FLAGS_DIFFRAX`; unchanged for others.
+
+    diffrax checks ``(t1 - t0) * dt0 >= 0`` and that ``saveat.ts`` increase and lie in
+    ``[t0, t1]`` with ``equinox.error_if``, a host callback at run time; XLA never keeps a
+    program with a host callback in the persistent compilation cache, so every process
+    compiled the engine's kernel again (issue 38). :func:`_solve_span` makes the same checks
+    and folds them into the solve's ``ok`` flag: a failure is reported per patient, as a
+    solver failure is, never raised from inside the kernel nor left as silent NaNs.
+    """
+    from importlib.metadata import version
+
+    if version("diffrax") not in CHECKS_AS_FLAGS_DIFFRAX:
+        yield
+        return
+    from diffrax import _integrate
+
+    saved = _integrate.eqxi
+    _integrate.eqxi = _UncheckedInternals(saved)
+    try:
+        yield
+    finally:
+        _integrate.eqxi = saved
+
+
 class Solution(eqx.Module):
     """Saved states on the time grid, with the solver status.
 
@@ -222,19 +268,20 @@ def _solve_span(
         return ravel_pytree(vector_field(t, unravel(y), args))[0]
 
     def run(solver, t0, t1, y0, dt0, controller):
-        return diffrax.diffeqsolve(
-            diffrax.ODETerm(flat_field),
-            solver,
-            t0,
-            t1,
-            dt0=dt0,
-            y0=y0,
-            args=args,
-            saveat=diffrax.SaveAt(ts=jnp.clip(save_ts, t0, t1)),
-            stepsize_controller=controller,
-            max_steps=max_steps,
-            throw=False,
-        )
+        with _checks_as_flags():
+            return diffrax.diffeqsolve(
+                diffrax.ODETerm(flat_field),
+                solver,
+                t0,
+                t1,
+                dt0=dt0,
+                y0=y0,
+                args=args,
+                saveat=diffrax.SaveAt(ts=jnp.clip(save_ts, t0, t1)),
+                stepsize_controller=controller,
+                max_steps=max_steps,
+                throw=False,
+            )
 
     def pid():
         return diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0)
@@ -245,9 +292,12 @@ def _solve_span(
                 diffrax.Tsit5(), t_start, t_stop, y_start, 0.05, diffrax.ClipStepSizeController(pid(), jump_ts=jumps)
             )
 
+    # diffrax's argument checks (see _checks_as_flags), as a flag: every span runs forwards with
+    # dt0 > 0 from t_start to t_split <= t_end, and the clipped save times never decrease
+    valid = (t_end >= t_start) & jnp.all(save_ts[1:] >= save_ts[:-1])
     if tail_delay_h is None:
         sol = tsit5(t_end)
-        return sol.ys, sol.result == diffrax.RESULTS.successful, sol.stats["num_steps"]
+        return sol.ys, valid & (sol.result == diffrax.RESULTS.successful), sol.stats["num_steps"]
 
     t_split = jnp.clip(_last_event_h(model, schedule, t_start) + max(tail_delay_h, EVENT_GAP_H), t_start, t_end)
     head = tsit5(t_split)
@@ -255,7 +305,7 @@ def _solve_span(
     jac = jax.jacfwd(lambda y: flat_field(t_split, y, args))(y_split)
     tail = run(RKC(1.2 * spectral_radius(jac)), t_split, t_end, y_split, 1.0, pid())
     ys = jnp.where((save_ts <= t_split)[:, None], head.ys, tail.ys)
-    ok = (head.result == diffrax.RESULTS.successful) & (tail.result == diffrax.RESULTS.successful)
+    ok = valid & (head.result == diffrax.RESULTS.successful) & (tail.result == diffrax.RESULTS.successful)
     return ys, ok, head.stats["num_steps"] + tail.stats["num_steps"]
 
 
