@@ -13,7 +13,9 @@ from helpers import PROTOCOLS, no_ae, protocol_dict
 from raisim import protocol_from_dict, simulate
 from raisim.core.model import solve
 from raisim.engine.outcomes import GUIDED_LIMITS, rai_activity
+from raisim.compilation import compile_stats
 from raisim.engine.plan import rai_numbers
+from raisim.io.vocab import RAI_POLICIES, policy_code
 from raisim.engine.simulate import build_model, build_schedule
 from raisim.protocol.schedule import FAR_FUTURE_H, enumerate_courses
 from raisim.protocol.schema import RAI
@@ -26,7 +28,7 @@ def policy_activity(rai, best=0.0, blood=0.0, retention=0.0, lung=False):
     ``{blood, retention_48h, cap}`` for dosimetry_guided, else the list (dosimetry_max_11.1: the need first)."""
     numbers = rai_numbers(rai, lung)
     f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
-    a, ok, lim = rai_activity(rai.policy, numbers, f(best), f(blood), f(retention))
+    a, ok, lim = rai_activity(policy_code(rai.policy), numbers, f(best), f(blood), f(retention))
     lim = np.asarray(lim).tolist()
     return float(a), bool(ok), dict(zip(GUIDED_LIMITS, lim, strict=True)) if rai.policy == "dosimetry_guided" else lim
 
@@ -69,6 +71,23 @@ def test_dosimetry_guided_lung_limit_binding():
     assert min(lim, key=lim.get) == "retention_48h" and without == pytest.approx(8.88)
     lung, _, lim = policy_activity(rai, blood=0.1, retention=0.5, lung=True)  # 2.96 / 0.5 = 5.92 GBq
     assert min(lim, key=lim.get) == "retention_48h" and lung == pytest.approx(5.92)
+
+
+def test_the_policy_is_data_and_no_rai_never_treats():
+    """One traced rule serves every policy: the code selects it (issue 38); -1 is no RAI."""
+    import jax
+
+    rai = RAI(day=25, policy="dosimetry_guided", cap_gbq=7.4)
+    f = lambda x: jnp.asarray(x, dtype=jnp.float64)  # noqa: E731
+    by_code = jax.jit(lambda code: rai_activity(code, rai_numbers(rai), f(2.5), f(0.1), f(0.10)))
+    before = compile_stats()
+    got = {policy: by_code(policy_code(policy)) for policy in RAI_POLICIES}
+    assert float(got["dosimetry_guided"][0]) == 7.4
+    assert float(got["dosimetry_max_11.1"][0]) == pytest.approx(20.0 / 2.5)
+    assert float(got["fixed"][0]) == 0.0  # this section has no fixed activity
+    a, ok, lim = by_code(-1)
+    assert float(a) == 0.0 and not bool(ok) and np.isnan(np.asarray(lim)).all()
+    assert compile_stats().minus(before).programs == 1  # one program for all four
 
 
 def test_simulate_reports_the_binding_limit_in_words():

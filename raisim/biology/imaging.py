@@ -61,9 +61,9 @@ def recovery_coefficient(diameter_mm: Float[Array, " l"], fwhm_mm: Float[Array, 
     """
     radius = 0.5 * jnp.maximum(jnp.asarray(diameter_mm), 1e-3)
     a = radius / (jnp.asarray(fwhm_mm) / _FWHM_PER_SIGMA)
-    u = jnp.asarray(_U)
+    u = jnp.asarray(_U, a.dtype)  # the quadrature in the lesions' precision (float32 runs stay float32)
     prof = blurred_sphere_profile(u[:, None], a[None, :])
-    return jnp.sum(3.0 * (u**2 * jnp.asarray(_W))[:, None] * prof, axis=0)
+    return jnp.sum(3.0 * (u**2 * jnp.asarray(_W, a.dtype))[:, None] * prof, axis=0)
 
 
 def measured_concentration(

@@ -203,17 +203,14 @@ def simulate_runs(
     pad = merge_padding([cell_shapes(r.protocol) for r in runs])
     outs = {}
     for r in runs:
-        s = SolverSettings(  # the caller's settings, the course forced where the row says so
-            solver.rtol,
-            solver.atol,
-            solver.max_steps,
-            0 if r.treated_course else None,
-            solver.micro_batch,
-            dtype=solver.dtype,
-            tail_delay_h=solver.tail_delay_h,
-        )
         outs[(r.line, r.genotype)] = run_cohort(
-            r.protocol, cohort, overrides=overrides, patient_overrides=patient_overrides, pad=pad, solver=s
+            r.protocol,
+            cohort,
+            overrides=overrides,
+            patient_overrides=patient_overrides,
+            pad=pad,
+            solver=solver,
+            course=0 if r.treated_course else None,  # response rows follow the treated course
         )
         if progress is not None:
             progress(r)

@@ -248,8 +248,8 @@ def _solve_span(
     t_end: Float[Array, ""],
     unravel,
     *,
-    rtol: float,
-    atol: float,
+    rtol: Float[ArrayLike, ""],
+    atol: Float[ArrayLike, ""],
     max_steps: int,
     tail_delay_h: float | None,
 ):
@@ -315,8 +315,8 @@ def solve(
     schedule: Schedule,
     save_ts: Float[Array, " t"],
     *,
-    rtol: float = 1e-7,
-    atol: float = 1e-10,
+    rtol: Float[ArrayLike, ""] = 1e-7,
+    atol: Float[ArrayLike, ""] = 1e-10,
     max_steps: int = 100_000,
     tail_delay_h: float | None = None,
 ) -> Solution:
@@ -404,8 +404,8 @@ def solve_branches(
     schedules: list[Schedule],
     save_ts: Float[Array, " t"],
     *,
-    rtol: float = 1e-7,
-    atol: float = 1e-10,
+    rtol: Float[ArrayLike, ""] = 1e-7,
+    atol: Float[ArrayLike, ""] = 1e-10,
     max_steps: int = 100_000,
     tail_delay_h: float | None = None,
 ) -> list[Solution]:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jaxtyping import Float
+from jaxtyping import Array, Float
 
 from ..biology.dosimetry import Dosimetry
 from ..biology.iodine import Iodine
@@ -50,30 +50,37 @@ from .plan import CellPlan, Draws, Padding, cohort_draws, plan_cell, scan_positi
 
 
 class SolverSettings(eqx.Module):
-    """Tolerances and step budget of the batched solve (static: part of the compiled function).
+    """Tolerances and step budget of the batched solve.
 
     ``rtol``: relative tolerance (dimensionless); ``atol``: absolute tolerance, in each state's
     own units (mg, fold, MBq per MBq, ...); ``max_steps``: solver step budget (a count);
-    ``course``: index of the course to follow whatever the readouts (None: the drawn one);
     ``micro_batch``: patients solved in lockstep (a count); ``dtype``: ``"float64"`` or ``"float32"``;
     ``tail_delay_h``: from this long (h) after a course's last dose, TSH event or administration, the
     solve continues with the stabilised explicit method (:func:`raisim.core.model.solve`; None: Tsit5 to the end).
+
+    The tolerances are data of the compiled kernel (runs that differ only in them share a
+    program); the step budget, micro-batch, precision and whether there is a tail fix its shapes
+    and are part of the program.
     """
 
-    rtol: float = eqx.field(static=True, default=1e-7)
-    atol: float = eqx.field(static=True, default=1e-10)
+    rtol: float | Float[Array, ""] = 1e-7
+    atol: float | Float[Array, ""] = 1e-10
     max_steps: int = eqx.field(static=True, default=100_000)
-    course: int | None = eqx.field(static=True, default=None)  # follow this course whatever the readouts
     micro_batch: int = eqx.field(static=True, default=16)  # patients solved in lockstep (one vmapped kernel)
     dtype: str = eqx.field(static=True, default="float64")  # "float32": model, schedules and states in float32
     tail_delay_h: float | None = eqx.field(static=True, default=TAIL_DELAY_H)
 
+    def as_data(self) -> SolverSettings:
+        """These settings with the tolerances as arrays of ``dtype`` (what the kernel is given)."""
+        f = lambda x: jnp.asarray(x, dtype=jnp.float32 if self.dtype == "float32" else jnp.float64)  # noqa: E731
+        return eqx.tree_at(lambda s: (s.rtol, s.atol), self, (f(self.rtol), f(self.atol)))
 
-def protocol_solver(p: Protocol, course: int | None = None, micro_batch: int = 16) -> SolverSettings:
+
+def protocol_solver(p: Protocol, micro_batch: int = 16) -> SolverSettings:
     """The protocol's ``solver`` section (tolerances, step budget) as settings of the batched engine;
     ``micro_batch``: patients solved in lockstep (a count; 1 for one patient)."""
     return SolverSettings(
-        p.solver.rtol, p.solver.atol, p.solver.max_steps, course, micro_batch, tail_delay_h=p.solver.tail_delay_h
+        p.solver.rtol, p.solver.atol, p.solver.max_steps, micro_batch, tail_delay_h=p.solver.tail_delay_h
     )
 
 
@@ -98,7 +105,7 @@ def typical_model(p: Protocol, max_lesions: int, overrides: dict[str, dict] | No
 def _patient(
     model, plan: CellPlan, draws: Draws, inputs: PatientInputs, solver: SolverSettings, detail: bool
 ) -> PatientRow:
-    """Every course of one patient, then the one its drawn readouts follow (or ``solver.course``).
+    """Every course of one patient, then the one its drawn readouts follow (or ``plan.forced_course``).
 
     The courses share the TKI course up to their first difference, solved once
     (:func:`raisim.core.model.solve_branches`).
@@ -117,7 +124,7 @@ def _patient(
         course_outcome(plan, spec, model, draws, inputs, cut, sol)
         for spec, cut, sol in zip(plan.courses, cuts, sols, strict=True)
     ]
-    return follow_course(plan, recs, solver.course, detail)
+    return follow_course(plan, recs, detail)
 
 
 def _patients(
@@ -186,6 +193,7 @@ def run_cohort(
     patient_overrides: list[dict[str, dict]] | None = None,
     cost_hint: np.ndarray | None = None,
     detail: bool = False,
+    course: int | None = None,
 ) -> PatientRow:
     """Simulate every patient of ``cohort`` through protocol ``p`` (genotype ``p.patient.genotype``).
 
@@ -205,6 +213,8 @@ def run_cohort(
       ``steps`` of an earlier run of the same patients): patients of similar cost are
       solved in the same micro-batch (:func:`lockstep_order`). It changes the speed only:
       every patient's numbers are bit-identical with or without it.
+    - `course`: the index of the course every patient follows whatever its readouts (e.g. 0, the
+      treated course of a response arm; None: the course its drawn readouts select).
     - `detail`: also return the rest of each patient's record (per scan and per lesion, the
       time course of the followed course): what :func:`raisim.simulate` reports. Failed
       patients' numbers are then left as computed (check ``ok``).
@@ -223,7 +233,7 @@ def run_cohort(
     """
     require_x64("raisim.run_cohort")
     solver = solver or protocol_solver(p)
-    plan = plan_cell(p, pad)
+    plan = plan_cell(p, pad, course)
     n = len(cohort)
     n_dev = devices if devices is not None else len(jax.local_devices())
     # the patient axis as solved: padded with copies of the last patient to whole micro-batches
@@ -247,10 +257,11 @@ def run_cohort(
     inputs = patient_inputs(cohort)
     if solver.dtype == "float32":
         models, plan, draws, inputs = _as_float32((models, plan, draws, inputs))
+    kernel_solver = solver.as_data()
     if n_dev > 1:
-        out = _run_on_devices(models, plan, draws, inputs, solver, detail, jax.local_devices()[:n_dev])
+        out = _run_on_devices(models, plan, draws, inputs, kernel_solver, detail, jax.local_devices()[:n_dev])
     else:
-        out = _run(models, plan, draws, inputs, solver, detail)
+        out = _run(models, plan, draws, inputs, kernel_solver, detail)
     row = np.empty(n, dtype=int)
     row[order] = np.arange(len(order))  # each patient's row in the solved axis (a padding copy is the same)
     return jax.tree_util.tree_map(lambda v: np.asarray(v)[row], out)

@@ -254,17 +254,11 @@ def course_outcome(
     )
     has_fit = jnp.sum(spec.scan_fit_valid, axis=1) >= 2
     projected = jnp.where(has_fit[:, None], pet_gy, true_gy)
-    nan_l = jnp.full(mass.shape, jnp.nan, mass.dtype)
     p_scan, success, done_all, p_lesion, metric = [], [], [], [], []
-    for j, readout in enumerate(plan.readouts):
+    for j in range(plan.readout_code.shape[0]):
+        readout = plan.readout_code[j]
         done = (spec.scan_day[j] < NO_DAY) & (spec.scan_day[j] <= last_day)
         done_all.append(done)
-        if readout is None:
-            p_scan.append(jnp.asarray(jnp.nan, mass.dtype))
-            success.append(jnp.asarray(False))
-            p_lesion.append(jnp.zeros_like(mass))
-            metric.append(nan_l)
-            continue
         c, i = spec.scan_tracer[j], spec.scan_img[j]
         lesion = io.lesion[i, c, :]
         b = jnp.maximum(spec.scan_baseline[j], 0)
@@ -282,9 +276,10 @@ def course_outcome(
         )
         p_l, m = scan_readout(readout, model, seen)
         p_l = jnp.where(mask, p_l, 0.0)
-        p = jnp.where(done, dos.p_any(p_l), 0.0)
+        has = readout >= 0  # a scan without a readout: P NaN, never a success
+        p = jnp.where(has, jnp.where(done, dos.p_any(p_l), 0.0), jnp.nan)
         p_scan.append(p)
-        success.append(done & (draws.scan_u[j] < p))
+        success.append(has & done & (draws.scan_u[j] < p))
         p_lesion.append(p_l)
         metric.append(m)
     p_scan, success = jnp.stack(p_scan), jnp.stack(success)
@@ -297,10 +292,8 @@ def course_outcome(
         io.cum_blood[-1, cp], io.cum_body[-1, cp], model.iodine.blood_volume_l * 1000.0, model.iodine.body_mass_kg
     )
     r48 = whole_body(model, io, grid, t_ch[cp], k_ch[cp], spec.proj_i48, cp)
-    activity, allowed, limits = rai_activity(plan.policy, plan.rai_numbers, best, blood, r48)
-    treated = (spec.rai_day < NO_DAY) & (spec.rai_day <= last_day) & allowed
-    if plan.policy is None:
-        treated = jnp.asarray(False)
+    activity, allowed, limits = rai_activity(plan.policy_code, plan.rai_numbers, best, blood, r48)
+    treated = (spec.rai_day < NO_DAY) & (spec.rai_day <= last_day) & allowed  # (never allowed without RAI)
     gbq = jnp.where(treated, activity, 0.0)
     # therapy dose, BED, volumes, RECIST, progression, Tg
     c = spec.therapy
@@ -354,7 +347,7 @@ def course_outcome(
         scan_metric=jnp.stack(metric),
         scan_projected_gy_per_gbq=projected,
         scan_true_gy_per_gbq=true_gy,
-        rai_allowed=allowed & (plan.policy is not None),
+        rai_allowed=allowed,
         projected_blood_gy_per_gbq=blood,
         projected_retention_48h_fraction=r48,
         projected_best_lesion_gy_per_gbq=jnp.max(jnp.where(mask, projected[ps], 0.0)),
@@ -416,11 +409,9 @@ class PatientRow(eqx.Module):
 ROW_COLUMNS = (*SUMMARY_KEYS, *_ROW_FIELDS)
 
 
-def follow_course(
-    plan: CellPlan, recs: list[CourseOutcome], course: int | None = None, detail: bool = False
-) -> PatientRow:
-    """The course the patient follows: the first whose conditions its drawn readouts meet (or
-    ``course``), as its :class:`PatientRow`.
+def follow_course(plan: CellPlan, recs: list[CourseOutcome], detail: bool = False) -> PatientRow:
+    """The course the patient follows: the first whose conditions its drawn readouts meet (or the
+    plan's ``forced_course`` when it is >= 0), as its :class:`PatientRow`.
 
     Without ``detail`` a failed solve's floating-point numbers are NaN (check ``summary.ok``);
     with it they are left as computed and the row carries the :class:`CourseDetail`.
@@ -431,8 +422,7 @@ def follow_course(
         match.append(jnp.all(~spec.cond_valid | (got == spec.cond_ok)))
     match = jnp.stack(match)
     chosen = jnp.where(jnp.any(match), jnp.argmax(match), 0)
-    if course is not None:
-        chosen = jnp.asarray(course)
+    chosen = jnp.where(plan.forced_course >= 0, plan.forced_course, chosen)
     kept = recs if detail else [r.summary for r in recs]
     pick = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs)[chosen], *kept)
     summary = pick.summary if detail else pick

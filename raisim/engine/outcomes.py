@@ -23,12 +23,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 from ..biology.dosimetry import Dosimetry
 from ..biology.iodine import IodineState
 from ..biology.response import Response, sphere_diameter_mm
 from ..core.model import PatientModel
+from ..io.vocab import RAI_POLICIES, READOUTS
 from ..protocol.schema import DAYS_PER_MONTH
 from .plan import RAINumbers
 
@@ -136,7 +137,7 @@ def _clean(x):
 
 
 #: Activity policies in the order of their codes (:func:`rai_activity`).
-POLICIES = ("fixed", "dosimetry_max_11.1", "dosimetry_guided")
+POLICIES = RAI_POLICIES
 #: The limits of ``dosimetry_guided``, in the order of :func:`rai_activity`'s ``limits_gbq``.
 GUIDED_LIMITS = ("blood", "retention_48h", "cap")
 
@@ -206,16 +207,45 @@ class ScanContext(eqx.Module):
     countable: Bool[Array, " l"]
 
 
-def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[Float[Array, " l"], Float[Array, " l"]]:
+def _readout_rules(model: PatientModel, scan: ScanContext) -> list[tuple[Float[Array, " l"], Float[Array, " l"]]]:
+    """``(p_lesion, metric)`` of every readout, in the order of :data:`raisim.io.vocab.READOUTS`."""
+    lesion, ratio, countable = scan.lesion, scan.ratio, scan.countable
+    dos = model.dosimetry
+    diam = sphere_diameter_mm(model.iodine.lesion_mass_g)
+    rules = {}
+    tbr, tlr = dos.spect_ratios(lesion / model.iodine.lesion_mass_g, scan.ecf_per_g, diam)
+    rules["i123_tbr"] = dos.p_spect_success(tbr, tlr), tbr
+    planar = dos.tumour_to_background(ratio, diam)
+    liver = dos.tumour_to_liver(ratio, diam)
+    rules["i123_planar_tbr"] = (
+        dos.p_above(planar, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold),
+        planar,
+    )
+    fold = lesion * scan.correction / jnp.where(scan.baseline > 0, scan.baseline, 1.0)
+    rules["i124_increase"] = dos.p_above(fold, dos.increase_threshold), fold
+    gy = scan.projected_gy_per_gbq
+    rules["i124_dosimetry"] = (
+        jnp.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold, dos.pet_noise_sd_log), 0.0),
+        gy,
+    )
+    mbq = lesion * scan.tracer_mbq
+    rules["diagnostic_wbs"] = rules["post_therapy_wbs"] = wbs_visibility(dos, mbq, planar), mbq
+    return [rules[name] for name in READOUTS]
+
+
+def scan_readout(
+    readout: Int[ArrayLike, ""], model: PatientModel, scan: ScanContext
+) -> tuple[Float[Array, " l"], Float[Array, " l"]]:
     """Per-lesion P(success) of a scan and the metric it reads.
 
     **Arguments:**
 
-    - `readout`: ``i123_tbr`` (tumour/background and tumour/liver on I-123 SPECT/CT, as ERRITI
+    - `readout`: the readout's code (:func:`raisim.io.vocab.readout_code`; an integer array or int) of
+      ``i123_tbr`` (tumour/background and tumour/liver on I-123 SPECT/CT, as ERRITI
       read them), ``i123_planar_tbr`` (the same criterion on a planar image), ``i124_increase``
       (uptake over the baseline scan's), ``i124_dosimetry`` (I-131 Gy/GBq projected from the PET
       retention fit ≥ the target per GBq), ``diagnostic_wbs`` or ``post_therapy_wbs`` (visible
-      uptake on a planar whole-body scan).
+      uptake on a planar whole-body scan); -1: no readout.
     - `model`: the patient's model (its dosimetry block and lesion masses).
     - `scan`: what the scan saw (:class:`ScanContext`).
 
@@ -223,32 +253,17 @@ def scan_readout(readout: str, model: PatientModel, scan: ScanContext) -> tuple[
 
     ``(p_lesion, metric)``: probabilities in [0, 1] and the metric in its unit
     (``tumour_to_background``, ``uptake_fold_over_baseline``, ``projected_gy_per_gbq`` Gy/GBq,
-    ``lesion_activity_mbq`` MBq).
+    ``lesion_activity_mbq`` MBq); zeros and NaNs for code -1.
 
-    **Raises:**
-
-    ``ValueError`` for an unknown readout.
+    Every rule is evaluated and the code selects one (a few operations per lesion beside the solve).
     """
-    lesion, ratio, countable = scan.lesion, scan.ratio, scan.countable
-    dos = model.dosimetry
-    diam = sphere_diameter_mm(model.iodine.lesion_mass_g)
-    if readout == "i123_tbr":
-        tbr, tlr = dos.spect_ratios(lesion / model.iodine.lesion_mass_g, scan.ecf_per_g, diam)
-        return dos.p_spect_success(tbr, tlr), tbr
-    if readout == "i123_planar_tbr":
-        tbr = dos.tumour_to_background(ratio, diam)
-        liver = dos.tumour_to_liver(ratio, diam)
-        return dos.p_above(tbr, dos.tbr_threshold) * dos.p_above(liver, dos.liver_ratio_threshold), tbr
-    if readout == "i124_increase":
-        fold = lesion * scan.correction / jnp.where(scan.baseline > 0, scan.baseline, 1.0)
-        return dos.p_above(fold, dos.increase_threshold), fold
-    if readout == "i124_dosimetry":
-        gy = scan.projected_gy_per_gbq
-        return jnp.where(countable, dos.p_above(gy, dos.target_gy_per_gbq_threshold, dos.pet_noise_sd_log), 0.0), gy
-    if readout in ("diagnostic_wbs", "post_therapy_wbs"):
-        mbq = lesion * scan.tracer_mbq
-        return wbs_visibility(dos, mbq, dos.tumour_to_background(ratio, diam)), mbq
-    raise ValueError(f"unknown readout {readout!r}")
+    rules = _readout_rules(model, scan)
+    code = jnp.asarray(readout)
+    p_all = jnp.stack([p for p, _ in rules])
+    m_all = jnp.stack([m for _, m in rules])
+    at = jnp.clip(code, 0, len(READOUTS) - 1)
+    has = code >= 0
+    return jnp.where(has, p_all[at], 0.0), jnp.where(has, m_all[at], jnp.nan)
 
 
 METRIC_NAMES = {
@@ -262,7 +277,7 @@ METRIC_NAMES = {
 
 
 def rai_activity(
-    policy: str | None,
+    policy: Int[ArrayLike, ""],
     numbers: RAINumbers,
     best_countable_gy_per_gbq: Float[Array, ""],
     blood_gy_per_gbq: Float[Array, ""],
@@ -272,7 +287,8 @@ def rai_activity(
 
     **Arguments:**
 
-    - `policy`: ``fixed``, ``dosimetry_max_11.1``, ``dosimetry_guided`` (None: no RAI).
+    - `policy`: the policy's code (:func:`raisim.io.vocab.policy_code`; an integer array or int) of ``fixed``,
+      ``dosimetry_max_11.1``, ``dosimetry_guided``; -1: no RAI.
     - `numbers`: the RAI section's numbers (:class:`raisim.engine.plan.RAINumbers`; GBq, Gy).
     - `best_countable_gy_per_gbq`: projected dose per activity of the best lesion large enough
       for dosimetry, Gy/GBq (``dosimetry_max_11.1``: the target dose over it).
@@ -283,28 +299,31 @@ def rai_activity(
     **Returns:**
 
     ``(activity_gbq, allowed, limits_gbq)``: the activity (GBq; 0 when not allowed), whether the
-    policy allows treatment (``dosimetry_max_11.1`` refuses above its maximum), and for
-    ``dosimetry_guided`` the activity each limit of :data:`GUIDED_LIMITS` allows (GBq; NaN otherwise).
+    policy allows treatment (``dosimetry_max_11.1`` refuses above its maximum; never without RAI),
+    and for ``dosimetry_guided`` the activity each limit of :data:`GUIDED_LIMITS` allows (GBq;
+    NaN otherwise). Every policy is evaluated and the code selects one.
     """
     dtype = numbers.fixed_gbq.dtype
     nan3 = jnp.full(3, jnp.nan, dtype=dtype)
-    if policy == "fixed":
-        return numbers.fixed_gbq, jnp.asarray(True), nan3
-    if policy == "dosimetry_max_11.1":
-        best = best_countable_gy_per_gbq
-        need = jnp.where(best > 0, numbers.target_dose_gy / jnp.where(best > 0, best, 1.0), jnp.inf)
-        ok = need <= numbers.max_gbq
-        return jnp.where(ok, need, 0.0), ok, jnp.stack([need, jnp.nan, jnp.nan]).astype(dtype)
-    if policy == "dosimetry_guided":
-        limits = jnp.stack(
-            [
-                numbers.blood_limit_gy / jnp.maximum(blood_gy_per_gbq, 1e-12),
-                numbers.retention_48h_limit_gbq / jnp.maximum(retention_48h_fraction, 1e-12),
-                numbers.cap_gbq,
-            ]
-        )
-        return jnp.min(limits), jnp.asarray(True), limits
-    return jnp.zeros((), dtype), jnp.asarray(False), nan3
+    best = best_countable_gy_per_gbq
+    need = jnp.where(best > 0, numbers.target_dose_gy / jnp.where(best > 0, best, 1.0), jnp.inf)
+    max_ok = need <= numbers.max_gbq
+    limits = jnp.stack(
+        [
+            numbers.blood_limit_gy / jnp.maximum(blood_gy_per_gbq, 1e-12),
+            numbers.retention_48h_limit_gbq / jnp.maximum(retention_48h_fraction, 1e-12),
+            numbers.cap_gbq,
+        ]
+    )
+    by_policy = [  # in the order of POLICIES, then no RAI
+        (numbers.fixed_gbq, jnp.asarray(True), nan3),
+        (jnp.where(max_ok, need, 0.0), max_ok, jnp.stack([need, jnp.nan, jnp.nan]).astype(dtype)),
+        (jnp.min(limits), jnp.asarray(True), limits.astype(dtype)),
+        (jnp.zeros((), dtype), jnp.asarray(False), nan3),
+    ]
+    code = jnp.asarray(policy)
+    at = jnp.where(code >= 0, jnp.clip(code, 0, len(POLICIES) - 1), len(POLICIES))
+    return tuple(jnp.stack(xs)[at] for xs in zip(*by_policy, strict=True))
 
 
 def effective_decay_per_h(activity: Float[Array, "t l"], cumulated: Float[Array, "t l"]) -> Float[Array, " l"]:

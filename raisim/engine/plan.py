@@ -31,6 +31,7 @@ from ..biology.toxicity import NO_DAY
 from ..biology.tsh import TSHForcing, stimulation_events
 from ..core.model import PatientModel, Schedule
 from ..io.cards import card_values
+from ..io.vocab import policy_code, readout_code
 from ..protocol.schedule import (
     FAR_FUTURE_H,
     administration_days,
@@ -147,22 +148,24 @@ class CellPlan(eqx.Module):
     """A protocol ready for the batched engine: courses as arrays on a shared grid.
 
     ``grid_h``: the output grid, h; ``i0``: grid index of t = 0 h; ``months``: assessment times,
-    months after the anchor; ``rai_numbers``: the RAI policy's numbers (:class:`RAINumbers`);
-    ``start_day``: first study day on TKI.
+    months after the anchor; ``rai_numbers``: the RAI policy's numbers (:class:`RAINumbers`).
+
+    Every choice of the protocol is data here, none is static: the readout of each scan position
+    and the activity policy are codes (:func:`raisim.io.vocab.readout_code`,
+    :func:`~raisim.io.vocab.policy_code`; -1 for none) that the kernel selects by, so cells
+    and trial arms that differ only in these share one compiled program (issue 38).
     """
 
     grid_h: Float[Array, " t"]
     i0: Int[Array, ""]
     courses: tuple[CourseSpec, ...]
     readout_scan: Int[Array, ""]  # position of the scan behind "readout success"
+    readout_code: Int[Array, " s"]  # readout per scan position (all courses share them), -1: none
+    policy_code: Int[Array, ""]  # activity policy, -1: no RAI
+    forced_course: Int[Array, ""]  # the course every patient follows whatever the readouts, -1: the drawn one
     months: Float[Array, " a"]
     rai_numbers: RAINumbers
     missed_dose_probability: Float[Array, ""]
-    tsh_method: str = eqx.field(static=True)
-    readouts: tuple[str | None, ...] = eqx.field(static=True)  # per scan position (all courses share them)
-    policy: str | None = eqx.field(static=True)
-    drugs: tuple[str, ...] = eqx.field(static=True)
-    start_day: int = eqx.field(static=True)
 
 
 @dataclass(frozen=True)
@@ -258,13 +261,22 @@ def _grid(p: Protocol, courses) -> np.ndarray:
     return time_grid(p, courses, grid_start_h(p, courses))
 
 
-def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
-    """Arrays of every course of ``p`` (its genotype's regimen) on the cell's grid, padded to ``pad``."""
+def plan_cell(p: Protocol, pad: Padding | None = None, course: int | None = None) -> CellPlan:
+    """Arrays of every course of ``p`` (its genotype's regimen) on the cell's grid, padded to ``pad``;
+    ``course``: the index of the course every patient follows whatever the readouts (None: the
+    drawn one).
+
+    **Raises:**
+
+    - `ValueError`: ``pad`` is smaller than the cell, or ``course`` is not one of its courses.
+    """
     pad = pad or cell_shapes(p)
     courses = enumerate_courses(p)
     grid = _grid(p, courses)
     if len(grid) > pad.grid or len(courses) > pad.courses:
         raise ValueError("padding smaller than the cell")
+    if course is not None and not 0 <= course < len(courses):
+        raise ValueError(f"course {course}: the protocol has courses 0..{len(courses) - 1}")
     grid_pad = padded_grid(grid, pad.grid)
     idx = lambda t: grid_index(grid, t)  # noqa: E731
     specs = []
@@ -324,21 +336,19 @@ def plan_cell(p: Protocol, pad: Padding | None = None) -> CellPlan:
     while len(specs) < pad.courses:  # padding courses never match (no valid condition can hold)
         specs.append(_never(specs[0], pad))
     positions = [s.name for s in scan_positions(p)]
-    readouts = tuple(p.scan(n).readout for n in positions) + (None,) * (pad.scans - len(positions))
+    readouts = [readout_code(p.scan(n).readout) for n in positions]
     decide = readout_scan_name(p)
     return CellPlan(
         grid_h=jnp.asarray(grid_pad),
         i0=jnp.asarray(idx(0.0)),
         courses=tuple(specs),
         readout_scan=jnp.asarray(positions.index(decide) if decide in positions else -1),
+        readout_code=jnp.asarray(_pad(readouts, pad.scans, -1, int)),
+        policy_code=jnp.asarray(policy_code(p.rai.policy if p.rai is not None else None)),
+        forced_course=jnp.asarray(-1 if course is None else course),
         months=jnp.asarray(p.followup.months, dtype=jnp.float64),
         rai_numbers=rai_numbers(p.rai, p.patient.diffuse_lung_metastases),
         missed_dose_probability=jnp.asarray(p.treatment.missed_dose_probability, dtype=jnp.float64),
-        tsh_method=p.tsh.method,
-        readouts=readouts,
-        policy=p.rai.policy if p.rai is not None else None,
-        drugs=protocol_drugs(p),
-        start_day=p.treatment.start_day,
     )
 
 
@@ -407,7 +417,7 @@ def cohort_draws(p: Protocol, cohort: Cohort, plan: CellPlan) -> Draws:
     i.e. never succeed).
     """
     n = len(cohort)
-    n_scans, n_dose_slots = len(plan.readouts), plan.courses[0].dose_times_h.shape[1]
+    n_scans, n_dose_slots = plan.readout_code.shape[0], plan.courses[0].dose_times_h.shape[1]
     cols = [patient_uniforms(cohort.seed, f"scan:{s.name}", cohort.index, 1)[:, 0] for s in scan_positions(p)]
     cols += [np.ones(n)] * (n_scans - len(cols))
     tox = patient_uniforms(cohort.seed, "toxicity", cohort.index, 2)

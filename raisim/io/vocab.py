@@ -54,6 +54,19 @@ CRITERIA: tuple[str, ...] = (*READOUTS, "none")
 #: RAI activity policies.
 RAI_POLICIES: tuple[str, ...] = ("fixed", "dosimetry_max_11.1", "dosimetry_guided")
 
+
+def readout_code(readout: str | None) -> int:
+    """The engine's code of a readout: its position in :data:`READOUTS`, -1 for None (a scan without
+    a readout). Readouts are data in the engine's kernel, selected by code, so every readout mix
+    shares one compiled program."""
+    return -1 if readout is None else READOUTS.index(readout)
+
+
+def policy_code(policy: str | None) -> int:
+    """The engine's code of an activity policy: its position in :data:`RAI_POLICIES`, -1 for None (no RAI)."""
+    return -1 if policy is None else RAI_POLICIES.index(policy)
+
+
 #: Isotopes with their physical half-lives in hours (nuclear data; I-131
 #: 8.02 d, I-123 13.22 h, I-124 4.18 d; reference/parameters.md, V/R).
 ISOTOPE_HALF_LIFE_H: dict[str, float] = {

@@ -105,7 +105,7 @@ class SolverSettingsConfig(FrozenConfig):
         """These settings as the engine's :class:`raisim.engine.batch.SolverSettings`; ``micro_batch``:
         patients solved in lockstep (a count)."""
         return SolverSettings(
-            self.rtol, self.atol, self.max_steps, None, micro_batch, dtype=self.dtype, tail_delay_h=self.tail_delay_h
+            self.rtol, self.atol, self.max_steps, micro_batch, dtype=self.dtype, tail_delay_h=self.tail_delay_h
         )
 
     rtol: float = Field(1e-6, gt=0, lt=1e-2, description="relative tolerance of the batched solve")
