@@ -25,9 +25,10 @@ import jax.numpy as jnp
 from raisim.engine.batch import SolverSettings, _patients, typical_model
 from raisim.engine.cohort import cohort_model, sample_cohort
 from raisim.engine.course import patient_inputs
-from raisim.engine.plan import cohort_draws, plan_cell
+from raisim.engine.plan import cell_shapes, cohort_draws, plan_cell
 from raisim.io.trials import load_trials
 from raisim.protocol.arms import arm_protocol
+from raisim.protocol.schedule import protocol_drugs
 
 
 def main() -> None:
@@ -39,7 +40,9 @@ def main() -> None:
     p = arm_protocol(row, "RAS")
     cohort = sample_cohort(args.patients, 0, max_lesions=3)
     plan = plan_cell(p)
-    base = cohort_model(typical_model(p, cohort.max_lesions), cohort)
+    base = cohort_model(typical_model(p, cohort.max_lesions), cohort, protocol_drugs(p)).with_drug_slots(
+        cell_shapes(p).drugs
+    )
     draws = cohort_draws(p, cohort, plan)
     inputs = patient_inputs(cohort)
     # Tsit5 throughout: the stabilised tail's stage loop has a per-step trip count (no reverse mode)

@@ -49,6 +49,7 @@ from reference_scipy import solve_reference_with_stats  # noqa: E402
 from raisim import load_protocol  # noqa: E402
 from raisim.core.model import solve  # noqa: E402
 from raisim.engine.simulate import prepare  # noqa: E402
+from raisim.protocol.schedule import protocol_drugs  # noqa: E402
 from raisim.runtime import available_cores  # noqa: E402
 
 DEFAULT_PROTOCOL = REPO / "configs" / "protocols" / "erriti_21d.yaml"
@@ -268,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
     tight, _ = solve_reference_with_stats(model, sched, grid, **TIGHT)
 
     flat = jax.tree_util.tree_leaves(ys)
-    drug = model.pk.names[0]
+    drug = protocol_drugs(p)[0]
     result = {
         "protocol": p.name,
         "course": course.describe(),

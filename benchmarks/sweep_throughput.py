@@ -43,7 +43,9 @@ from reference_scipy import reference_patient  # noqa: E402
 
 from raisim.engine.batch import run_cohort, typical_model  # noqa: E402
 from raisim.engine.cohort import cohort_model, sample_cohort  # noqa: E402
+from raisim.engine.plan import cell_shapes  # noqa: E402
 from raisim.io.store import library_versions  # noqa: E402
+from raisim.protocol.schedule import protocol_drugs  # noqa: E402
 from raisim.runtime import available_cores  # noqa: E402
 from raisim.sweep.config import load_sweep  # noqa: E402
 
@@ -203,7 +205,8 @@ def main() -> None:
         print(f"Tsit5 to the end: {rp['patient_protocols_per_s']:.1f} patient-protocols/s warm")
     if args.reference:
         n = min(args.reference, len(cohort))
-        models = cohort_model(typical_model(p, cohort.max_lesions), cohort)
+        models = cohort_model(typical_model(p, cohort.max_lesions), cohort, protocol_drugs(p))
+        models = models.with_drug_slots(cell_shapes(p).drugs)
         reference_patient(p, cohort, models, 0, solver.rtol, solver.atol)  # compiles its outcome rules: not timed
         t = time.perf_counter()
         ref = [reference_patient(p, cohort, models, i, solver.rtol, solver.atol) for i in range(n)]

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from helpers import PROTOCOLS, protocol_dict
+from helpers import PROTOCOLS, REPO, protocol_dict
 
 import raisim
 from raisim.engine.batch import (
@@ -223,3 +223,39 @@ def test_float32_option_agrees_with_float64_to_its_documented_accuracy():
     rel = np.abs(f32["best_lesion_gy"] - f64["best_lesion_gy"]) / np.maximum(f64["best_lesion_gy"], 1.0)
     assert rel.max() < 5e-3
     assert (f32["treated"] == f64["treated"]).all()
+
+
+def _matches_the_engine_before_padding(cases):
+    """Every outcome column of ``scripts/engine_outcomes.py``'s cases against the outcomes of commit
+    d40981c (before drugs became data: single-drug protocols now solve with an inert padding drug,
+    and the step-size controller's norm counts the real states only): the same to 1e-6 relative,
+    integers and booleans exactly (issue 38)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from engine_outcomes import case_outcomes
+
+    ref = np.load(REPO / "tests" / "data" / "engine_outcomes_d40981c.npz")
+    for name, genotype in cases:
+        got = case_outcomes(name, genotype)
+        for col, now in got.items():
+            before = ref[f"{name}:{genotype or '-'}:{col}"]
+            where = f"{name} ({genotype or 'own genotype'}) {col}"
+            if np.issubdtype(before.dtype, np.floating):
+                np.testing.assert_allclose(now, before, rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=where)
+            else:
+                np.testing.assert_array_equal(now, before, err_msg=where)
+
+
+def test_single_drug_cells_padded_to_two_drug_slots_move_at_most_1e_6():
+    _matches_the_engine_before_padding([("erriti_21d.yaml", "RAS"), ("dabrafenib_rothenberg.yaml", None)])
+
+
+@pytest.mark.slow
+def test_every_protocol_moves_at_most_1e_6_against_the_engine_before_padding():
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))
+    from engine_outcomes import CASES
+
+    _matches_the_engine_before_padding(CASES)

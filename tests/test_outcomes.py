@@ -11,12 +11,12 @@ import yaml
 from helpers import PROTOCOLS, no_ae, protocol_dict
 
 from raisim import protocol_from_dict, simulate
+from raisim.compilation import compile_stats
 from raisim.core.model import solve
 from raisim.engine.outcomes import GUIDED_LIMITS, rai_activity
-from raisim.compilation import compile_stats
 from raisim.engine.plan import rai_numbers
-from raisim.io.vocab import RAI_POLICIES, policy_code
 from raisim.engine.simulate import build_model, build_schedule
+from raisim.io.vocab import RAI_POLICIES, policy_code
 from raisim.protocol.schedule import FAR_FUTURE_H, enumerate_courses
 from raisim.protocol.schema import RAI
 

@@ -27,11 +27,13 @@ def _one_compartment_run(interval_h: float, dose_mg: float):
         )
     )
     model = build_model(p)
-    one = lambda x: jnp.asarray([x], dtype=jnp.float64)  # noqa: E731
+    fields = ("ka_per_h", "cl_l_per_h", "v1_l", "q_l_per_h", "tlag_h", "f_bio", "induction_fold")
+    values = (KA, CL, V, 0.0, TLAG, 1.0, 1.0)
+    assert not bool(model.pk.present[1])  # trametinib alone, beside an inert padding slot
     pk = eqx.tree_at(
-        lambda m: (m.ka_per_h, m.cl_l_per_h, m.v1_l, m.q_l_per_h, m.tlag_h, m.f_bio, m.induction_fold),
+        lambda m: tuple(getattr(m, f) for f in fields),
         model.pk,
-        (one(KA), one(CL), one(V), one(0.0), one(TLAG), one(1.0), one(1.0)),
+        tuple(getattr(model.pk, f).at[0].set(v) for f, v in zip(fields, values, strict=True)),
     )
     model = eqx.tree_at(lambda m: m.pk, model, pk)
     course = enumerate_courses(p)[0]

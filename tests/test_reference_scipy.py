@@ -22,6 +22,7 @@ import pytest
 from raisim import load_protocol
 from raisim.core.model import solve
 from raisim.engine.simulate import prepare
+from raisim.protocol.schedule import protocol_drugs
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -74,7 +75,7 @@ def _errors(ys: dict, ref: dict) -> dict[str, float]:
 def first_course():
     p, model, courses, scheds, grid = _setup()
     assert p.solver.output_step_h == 2.0
-    assert model.pk.names[0] == "trametinib"
+    assert protocol_drugs(p)[0] == "trametinib" and bool(model.pk.present[0])
     assert courses[0].rai_day == 25  # the main path: the selection scan succeeds
     ts = grid[grid <= T_CUT_H]
     sol = solve(model, scheds[0], jnp.asarray(ts), **RAISIM_TOL, max_steps=p.solver.max_steps)

@@ -14,6 +14,7 @@ from raisim.io.parameter_draws import (
     overrides_from_values,
     prior_draws,
 )
+from raisim.protocol.schedule import protocol_drugs
 from raisim.protocol.schema import load_protocol
 
 
@@ -47,7 +48,7 @@ def test_overrides_reach_the_right_block():
     p = load_protocol(PROTOCOLS / "erriti_21d.yaml")
     m = typical_model(p, 2, ov)
     assert float(m.nis.erk_half_max) == pytest.approx(0.2)
-    j = list(m.pk.names).index("trametinib")
+    j = list(protocol_drugs(p)).index("trametinib")
     assert float(m.pathway.ic50_nM[j, 0]) == pytest.approx(0.5)
 
 

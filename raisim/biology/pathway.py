@@ -117,6 +117,16 @@ class Pathway(eqx.Module):
             ic50_nM=f(rows).reshape(len(drugs), len(TARGETS)),
         )
 
+    def with_drug_slots(self, slots: int) -> Pathway:
+        """These IC50s followed by padding drug slots that act on no target (``inf``) up to ``slots``
+        rows (the drug axis, second to last)."""
+        extra = slots - self.ic50_nM.shape[-2]
+        if extra <= 0:
+            return self
+        ic50 = self.ic50_nM
+        fill = jnp.full((*ic50.shape[:-2], extra, ic50.shape[-1]), jnp.inf, ic50.dtype)
+        return eqx.tree_at(lambda pw: pw.ic50_nM, self, jnp.concatenate([ic50, fill], axis=-2))
+
     def initial_state(self) -> PathwayState:
         """Untreated steady state: every quantity is 1 (fold of untreated)."""
         one = jnp.ones_like(self.erk_rate_per_h)  # the model's float type (float64 unless cast)

@@ -20,7 +20,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float
 
 from ..io.cards import card_values
 
@@ -43,6 +43,25 @@ PK_KEYS = (
 )
 
 REFERENCE_WEIGHT_KG = 70.0
+
+#: The PK values of a padding drug slot (:meth:`PK.with_drug_slots`): no clearance, distribution,
+#: induction or unbound fraction (so no effect anywhere), unit volumes and molar mass (no division
+#: by zero). Its doses are padding (never given).
+INERT_DRUG: dict[str, float] = {
+    "ka_per_h": 1.0,
+    "tlag_h": 0.0,
+    "f_bio": 0.0,
+    "cl_l_per_h": 0.0,
+    "v1_l": 1.0,
+    "q_l_per_h": 0.0,
+    "v2_l": 1.0,
+    "fu": 0.0,
+    "mw_g_per_mol": 1.0,
+    "induction_fold": 1.0,
+    "induction_ec50_ng_ml": 1.0,
+    "infusion_h": 0.0,
+    "induction_rate_per_h": 0.0,
+}
 
 
 def drug_values(drug: str, sex: str | None = None, weight_kg: float | None = None) -> dict[str, float]:
@@ -97,7 +116,12 @@ class PK(eqx.Module):
     Units follow the field names: ``ka_per_h`` and ``induction_rate_per_h`` 1/h, ``tlag_h``
     and ``infusion_h`` h (``infusion_h`` 0 = oral), ``cl_l_per_h``/``q_l_per_h`` L/h (apparent,
     CL/F), ``v1_l``/``v2_l`` L (apparent), ``mw_g_per_mol`` g/mol, ``induction_ec50_ng_ml``
-    ng/mL; ``f_bio`` and ``fu`` are fractions in [0, 1], ``induction_fold`` a fold of CL.
+    ng/mL; ``f_bio`` and ``fu`` are fractions in [0, 1], ``induction_fold`` a fold of CL;
+    ``present``: False for a padding slot (:meth:`with_drug_slots`).
+
+    The drugs are data, not part of a compiled program: a drug slot is a row of these arrays,
+    and a padding slot (an inert drug that is never given, :data:`INERT_DRUG`) lets protocols of
+    one and of two drugs share one program (issue 38).
     """
 
     ka_per_h: Float[Array, " d"]
@@ -113,7 +137,7 @@ class PK(eqx.Module):
     induction_ec50_ng_ml: Float[Array, " d"]
     infusion_h: Float[Array, " d"]
     induction_rate_per_h: Float[Array, " d"]
-    names: tuple[str, ...] = eqx.field(static=True)
+    present: Bool[Array, " d"]
 
     @classmethod
     def from_cards(
@@ -136,7 +160,30 @@ class PK(eqx.Module):
             rows.append(v)
         cols = {k: jnp.asarray([r[k] for r in rows], dtype=jnp.float64) for k in PK_KEYS}
         rate = jnp.asarray([math.log(2.0) / r["induction_t_half_h"] for r in rows], dtype=jnp.float64)
-        return cls(**cols, induction_rate_per_h=rate, names=tuple(drugs))
+        return cls(**cols, induction_rate_per_h=rate, present=jnp.ones(len(drugs), bool))
+
+    def with_drug_slots(self, slots: int) -> PK:
+        """These drugs followed by inert padding slots (:data:`INERT_DRUG`, ``present`` False) up to
+        ``slots`` along the last (drug) axis; unchanged when there are that many already.
+
+        An inert slot never absorbs anything (its doses are padding), eliminates and distributes
+        nothing and has no unbound fraction: its states stay at the drug-free state with zero
+        derivatives and zero Jacobian, so it adds nothing to any other block.
+        """
+        extra = slots - self.present.shape[-1]
+        if extra < 0:
+            raise ValueError(f"{self.present.shape[-1]} drugs do not fit {slots} drug slots")
+        if extra == 0:
+            return self
+
+        def pad(x, value):
+            fill = jnp.full((*x.shape[:-1], extra), value, x.dtype)
+            return jnp.concatenate([x, fill], axis=-1)
+
+        return PK(
+            **{k: pad(getattr(self, k), v) for k, v in INERT_DRUG.items()},
+            present=pad(self.present, False),
+        )
 
     @property
     def is_linear(self) -> Array:

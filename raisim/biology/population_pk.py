@@ -114,7 +114,7 @@ def population_pk(
         for k in PK_KEYS:
             cols[k][:, j] = base[k]
         cols["induction_rate_per_h"][:, j] = math.log(2.0) / card["induction_t_half_h"]
-    return PK(**{k: jnp.asarray(x) for k, x in cols.items()}, names=tuple(drugs))
+    return PK(**{k: jnp.asarray(x) for k, x in cols.items()}, present=jnp.ones((n, len(drugs)), bool))
 
 
 def sample_population(

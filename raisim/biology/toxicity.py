@@ -33,6 +33,15 @@ class Toxicity(eqx.Module):
             discontinuation_probability=jnp.asarray(v["discontinuation_probability"]),
         )
 
+    def with_drug_slots(self, slots: int) -> Toxicity:
+        """These hazards followed by padding drug slots of zero hazard up to ``slots`` (the last axis)."""
+        h = self.hazard_per_day
+        extra = slots - h.shape[-1]
+        if extra <= 0:
+            return self
+        fill = jnp.zeros((*h.shape[:-1], extra), h.dtype)
+        return eqx.tree_at(lambda t: t.hazard_per_day, self, jnp.concatenate([h, fill], axis=-1))
+
     def p_grade3(self, days_on_drug: Float[Array, " d"]) -> Float[Array, ""]:
         """P(at least one grade ≥ 3 AE) over ``days_on_drug`` (days on each drug); a probability in [0, 1]."""
         return p_grade3(self.hazard_per_day, days_on_drug)

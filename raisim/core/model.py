@@ -19,6 +19,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, ArrayLike, Float
 
@@ -46,6 +47,18 @@ class PatientModel(eqx.Module):
     dosimetry: Dosimetry
     response: Response
     toxicity: Toxicity
+
+    def with_drug_slots(self, slots: int) -> PatientModel:
+        """This model with its drug axis padded by inert drugs to ``slots`` (a count; the PK, the
+        pathway's IC50s and the AE hazards): the same numbers, and one compiled program for
+        protocols of one and of two drugs. The schedule's dose arrays must be padded alike
+        (:mod:`raisim.engine.plan`); the step-size controller measures errors over the real
+        states only (:func:`real_state_count`)."""
+        return eqx.tree_at(
+            lambda m: (m.pk, m.pathway, m.toxicity),
+            self,
+            (self.pk.with_drug_slots(slots), self.pathway.with_drug_slots(slots), self.toxicity.with_drug_slots(slots)),
+        )
 
 
 class Schedule(eqx.Module):
@@ -75,6 +88,30 @@ def initial_state(model: PatientModel, schedule: Schedule, t0: Float[ArrayLike, 
         iodine=model.iodine.initial_state(schedule.channels.admin_time_h.shape[0]),
         cum_erk_inhibition_h=jnp.zeros_like(model.pathway.erk_rate_per_h),
     )
+
+
+def real_state_count(model: PatientModel, state: PatientState) -> Float[Array, ""]:
+    """The number of components of the flat ``state`` that are not padding drug slots (a count,
+    as a float): the PK states of an absent drug (``model.pk.present`` False) do not count."""
+    size = sum(x.size for x in jax.tree_util.tree_leaves(state))
+    per_drug = len(jax.tree_util.tree_leaves(state.pk))
+    absent = jnp.sum(~model.pk.present)
+    return (size - per_drug * absent).astype(state.pathway.erk.dtype)
+
+
+class RealRMSNorm(eqx.Module):
+    """The step-size controller's norm: the RMS over the real components (``count`` of them).
+
+    diffrax's default (``optimistix.rms_norm``: the two-norm over √size) would count the
+    padding drug slots' components, whose errors are exactly zero, and so loosen the tolerance of
+    a padded model; this divides by √count instead, which is the default's value exactly when
+    nothing is padded.
+    """
+
+    count: Float[Array, ""]
+
+    def __call__(self, x) -> Float[Array, ""]:
+        return optx.two_norm(x) / jnp.sqrt(self.count)
 
 
 def vector_field(t: Float[Array, ""], y: PatientState, args: tuple) -> PatientState:
@@ -283,8 +320,10 @@ def _solve_span(
                 throw=False,
             )
 
+    norm = RealRMSNorm(real_state_count(model, unravel(y_start)))
+
     def pid():
-        return diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0)
+        return diffrax.PIDController(rtol=rtol, atol=atol, dtmax=24.0 * 7.0, norm=norm)
 
     def tsit5(t_stop):
         with _fused_stage_sums():

@@ -46,7 +46,7 @@ from ..runtime import require_x64
 from .cohort import Cohort, cohort_model, stack_models
 from .course import PatientInputs, PatientRow, course_cut, course_outcome, follow_course, patient_inputs
 from .outcomes import RECIST_CODES
-from .plan import CellPlan, Draws, Padding, cohort_draws, plan_cell, scan_positions
+from .plan import CellPlan, Draws, Padding, cell_shapes, cohort_draws, plan_cell, scan_positions
 
 
 class SolverSettings(eqx.Module):
@@ -233,6 +233,7 @@ def run_cohort(
     """
     require_x64("raisim.run_cohort")
     solver = solver or protocol_solver(p)
+    pad = pad or cell_shapes(p)
     plan = plan_cell(p, pad, course)
     n = len(cohort)
     n_dev = devices if devices is not None else len(jax.local_devices())
@@ -250,9 +251,11 @@ def run_cohort(
         if len(patient_overrides) != n or overrides or any("pk" in o for o in patient_overrides):
             raise ValueError("patient_overrides: one mapping per patient, no pk block, and no overrides")
         per_patient = [typical_model(p, cohort.max_lesions, patient_overrides[i]) for i in order]
-        models = cohort_model(stack_models(per_patient), cohort, stacked=True)
+        models = cohort_model(stack_models(per_patient), cohort, protocol_drugs(p), stacked=True)
     else:
-        models = cohort_model(typical_model(p, cohort.max_lesions, overrides), cohort, (overrides or {}).get("pk"))
+        typical = typical_model(p, cohort.max_lesions, overrides)
+        models = cohort_model(typical, cohort, protocol_drugs(p), (overrides or {}).get("pk"))
+    models = models.with_drug_slots(pad.drugs)
     draws = cohort_draws(p, cohort, plan)
     inputs = patient_inputs(cohort)
     if solver.dtype == "float32":

@@ -286,13 +286,14 @@ def _scaled(x: Array, f: Array, divide: bool = False) -> Array:
 def cohort_model(
     typical: PatientModel,
     cohort: Cohort,
+    drugs: tuple[str, ...],
     pk_overrides: dict[str, dict[str, float]] | None = None,
     *,
     stacked: bool = False,
 ) -> PatientModel:
     """The batched model of a cohort: ``typical`` (one patient, ``max_lesions`` lesion slots)
     with every leaf given a leading patient axis and the cohort's covariates and random
-    effects applied.
+    effects applied; ``drugs``: the drug cards of ``typical``'s drug slots, in order.
 
     With ``stacked=True``, ``typical`` already has one typical-value model per patient
     (:func:`stack_models`): patient i's random effects apply to model i. That is how
@@ -325,7 +326,7 @@ def cohort_model(
         ),
         m,
         (
-            cohort_pk(typical.pk.names, cohort, pk_overrides),
+            cohort_pk(drugs, cohort, pk_overrides),
             _scaled(lead(typical.pathway.ic50_nM), f(cohort.potency_scale)),
             lead(typical.nis.capacity)[:, :1] * f(cohort.nis_capacity),
             f(cohort.lesion_mass_g),

@@ -168,9 +168,15 @@ class CellPlan(eqx.Module):
     missed_dose_probability: Float[Array, ""]
 
 
+#: Every plan has at least this many drug slots (inert padding drugs fill the rest), so that
+#: protocols of one and of two drugs share one compiled program (issue 38).
+MIN_DRUG_SLOTS = 2
+
+
 @dataclass(frozen=True)
 class Padding:
-    """Shapes shared by every cell of a sweep (array sizes: counts of grid points, dose slots, ...)."""
+    """Shapes shared by every cell of a sweep (array sizes: counts of grid points, dose slots, ...;
+    ``drugs``: drug slots, at least :data:`MIN_DRUG_SLOTS`)."""
 
     grid: int
     doses: int
@@ -178,6 +184,7 @@ class Padding:
     scans: int
     conditions: int
     courses: int
+    drugs: int
 
 
 def cell_shapes(p: Protocol) -> Padding:
@@ -191,6 +198,7 @@ def cell_shapes(p: Protocol) -> Padding:
         scans=max(max(len(c.scans) for c in courses), 1),  # one padding position without scans
         conditions=max(max((len(c.conditions) for c in courses), default=0), 1),
         courses=len(courses),
+        drugs=max(len(protocol_drugs(p)), MIN_DRUG_SLOTS),
     )
 
 
@@ -273,7 +281,7 @@ def plan_cell(p: Protocol, pad: Padding | None = None, course: int | None = None
     pad = pad or cell_shapes(p)
     courses = enumerate_courses(p)
     grid = _grid(p, courses)
-    if len(grid) > pad.grid or len(courses) > pad.courses:
+    if len(grid) > pad.grid or len(courses) > pad.courses or len(protocol_drugs(p)) > pad.drugs:
         raise ValueError("padding smaller than the cell")
     if course is not None and not 0 <= course < len(courses):
         raise ValueError(f"course {course}: the protocol has courses 0..{len(courses) - 1}")
@@ -282,6 +290,8 @@ def plan_cell(p: Protocol, pad: Padding | None = None, course: int | None = None
     specs = []
     for c in courses:
         doses = build_doses(p, c, pad_to=pad.doses)
+        dose_times_h = _drug_rows(doses.times_h, pad.drugs, FAR_FUTURE_H)  # padding drugs: never given
+        dose_mg = _drug_rows(doses.amounts_mg, pad.drugs, 0.0)
         chans = build_channels(p, c, pad.channels)
         t, decay, renal, uptake = channel_arrays(chans, p.tsh.method == "withdrawal", _withdrawal_factor())
         ch_day = np.asarray([_day_of(ch.time_h) for ch in chans])
@@ -295,10 +305,10 @@ def plan_cell(p: Protocol, pad: Padding | None = None, course: int | None = None
         conds = [(scan_pos[n], ok) for n, ok in c.conditions]
         specs.append(
             CourseSpec(
-                dose_times_h=jnp.asarray(doses.times_h),
-                dose_mg=jnp.asarray(doses.amounts_mg),
-                dose_day=jnp.asarray(np.floor(np.minimum(doses.times_h, 1e9) / 24.0).astype(int) + 1),
-                days_on_drug=jnp.asarray(doses.days_on_drug),
+                dose_times_h=jnp.asarray(dose_times_h),
+                dose_mg=jnp.asarray(dose_mg),
+                dose_day=jnp.asarray(np.floor(np.minimum(dose_times_h, 1e9) / 24.0).astype(int) + 1),
+                days_on_drug=jnp.asarray(_drug_rows(doses.days_on_drug[:, None], pad.drugs, 0.0)[:, 0]),
                 channel_time_h=jnp.asarray(t),
                 channel_day=jnp.asarray(ch_day),
                 channel_decay=jnp.asarray(decay),
@@ -364,6 +374,12 @@ def _fit_images(scans, n_scans: int, idx) -> dict[str, jnp.ndarray]:
     return {"scan_fit_img": jnp.asarray(img), "scan_fit_time_h": jnp.asarray(t), "scan_fit_valid": jnp.asarray(ok)}
 
 
+def _drug_rows(x: np.ndarray, slots: int, fill: float) -> np.ndarray:
+    """``x`` (drugs, n) with rows of ``fill`` appended up to ``slots`` rows (the padding drugs)."""
+    x = np.asarray(x, dtype=float)
+    return np.concatenate([x, np.full((slots - x.shape[0], x.shape[1]), fill)])
+
+
 def _never(spec: CourseSpec, pad: Padding) -> CourseSpec:
     return eqx.tree_at(
         lambda s: (s.cond_scan, s.cond_ok, s.cond_valid),
@@ -423,12 +439,11 @@ def cohort_draws(p: Protocol, cohort: Cohort, plan: CellPlan) -> Draws:
     tox = patient_uniforms(cohort.seed, "toxicity", cohort.index, 2)
     drugs = protocol_drugs(p)
     q = p.treatment.missed_dose_probability
+    taken = np.ones((n, plan.courses[0].dose_times_h.shape[0], n_dose_slots), dtype=bool)  # padding drugs: all
     if q > 0:
-        taken = np.stack(
+        taken[:, : len(drugs)] = np.stack(
             [patient_uniforms(cohort.seed, f"doses:{d}", cohort.index, n_dose_slots) >= q for d in drugs], axis=1
         )
-    else:
-        taken = np.ones((n, len(drugs), n_dose_slots), dtype=bool)
     return Draws(
         jnp.asarray(np.stack(cols, axis=1) if cols else np.ones((n, 0))),
         jnp.asarray(tox[:, 0]),

@@ -39,6 +39,7 @@ from ..protocol.schedule import (
     day_to_h,
     enumerate_courses,
     grid_start_h,
+    protocol_drugs,
 )
 from ..protocol.schema import Protocol
 from ..runtime import require_x64
@@ -58,14 +59,17 @@ from .plan import (
 )
 
 
-def build_model(p: Protocol, overrides: dict[str, dict] | None = None) -> PatientModel:
+def build_model(p: Protocol, overrides: dict[str, dict] | None = None, drug_slots: int | None = None) -> PatientModel:
     """The model of the protocol's own patient (its lesions, sex, weight), built as the engine builds
     every patient: the typical model with the patient's covariates applied (unbatched).
 
-    ``overrides``: ``{block: {name: value}}`` in the cards' units (``pk``: ``{drug: {key: value}}``).
+    ``overrides``: ``{block: {name: value}}`` in the cards' units (``pk``: ``{drug: {key: value}}``);
+    ``drug_slots``: drug slots (a count; default: the protocol's own padding), the drugs first.
     """
     o = overrides or {}
-    batched = cohort_model(typical_model(p, len(p.patient.lesions), o), cohort_from_patient(p, 1), o.get("pk"))
+    typical = typical_model(p, len(p.patient.lesions), o)
+    batched = cohort_model(typical, cohort_from_patient(p, 1), protocol_drugs(p), o.get("pk"))
+    batched = batched.with_drug_slots(drug_slots or patient_padding(p).drugs)
     return jax.tree_util.tree_map(lambda x: x[0] if eqx.is_array(x) else x, batched)
 
 
@@ -137,8 +141,9 @@ def prepare(
     :func:`raisim.engine.plan.patient_padding`).
     """
     courses = enumerate_courses(p)
-    plan = plan_cell(p, pad or patient_padding(p))
-    model = build_model(p, overrides)
+    pad = pad or patient_padding(p)
+    plan = plan_cell(p, pad)
+    model = build_model(p, overrides, pad.drugs)
     cohort = cohort_from_patient(p, 1, seed, first=patient)
     draws = cohort_draws(p, cohort, plan)
     draws = jax.tree_util.tree_map(lambda x: x[0], draws)
@@ -173,8 +178,9 @@ def build_schedule(
 def _doses(p: Protocol, times_h: np.ndarray, mg: np.ndarray, days: np.ndarray) -> DoseSchedule:
     """The doses of the engine's cut schedule (each drug's doses first, in time order; slots at the
     far future are not given), with the engine's days on each drug."""
-    drugs = tuple(d.drug for d in p.treatment.regimen_for(p.patient.genotype))
-    return DoseSchedule(drugs, times_h, mg, np.asarray(days, float), (times_h < FAR_FUTURE_H / 2).sum(axis=1))
+    drugs = protocol_drugs(p)
+    times_h, mg, days = times_h[: len(drugs)], mg[: len(drugs)], np.asarray(days, float)[: len(drugs)]  # no padding
+    return DoseSchedule(drugs, times_h, mg, days, (times_h < FAR_FUTURE_H / 2).sum(axis=1))
 
 
 def discontinued_course(course: Course, last_tki_day: int) -> Course:
@@ -439,10 +445,10 @@ def _outcome(
             for d in np.arange(1.0, grid[-1] / 24.0 + 1.0, 7.0)
         ],
     }
-    drugs = tuple(d.drug for d in p.treatment.regimen_for(p.patient.genotype))
+    drugs = protocol_drugs(p)
     grade3 = bool(rec.summary.grade3_ae)
     toxicity = {
-        "days_on_drug": {d: float(x) for d, x in zip(drugs, rec.detail.days_on_drug, strict=True)},
+        "days_on_drug": {d: float(x) for d, x in zip(drugs, rec.detail.days_on_drug[: len(drugs)], strict=True)},
         "p_grade3_ae": float(rec.summary.p_grade3_ae),
         "p_discontinuation": float(rec.summary.p_discontinuation),
         "grade3_ae": grade3,
