@@ -84,3 +84,34 @@ def test_missing_column_is_named(tmp_path):
     path.write_text(HEADER.replace(",note", "") + "\n")
     proc = run_cli("predict", "--trials", str(path))
     assert proc.returncode == 2 and "note" in proc.stderr and "row 0" in proc.stderr
+
+
+_ONE_KERNEL = """
+import json
+import raisim
+raisim.configure(cache=False)
+from raisim.calibration.predict import predict_table
+from raisim.compilation import compile_stats
+from raisim.io.parameter_draws import evenly_spaced, read_draws, shipped_posterior
+from raisim.io.trials import load_trials
+table = load_trials("models/data/trials.csv", observed=False)
+draws = evenly_spaced(read_draws(shipped_posterior(), "<test>", "posterior"), 1)
+predict_table(table, draws, patients=2, seed=0)
+print(json.dumps(compile_stats().to_dict()))
+"""
+
+
+def test_the_whole_trials_table_is_predicted_by_one_compiled_kernel():
+    """Every arm of the trials table (6 drug sets, 5 readouts, 3 policies, forced and drawn
+    courses) runs the engine's one kernel, compiled once in a fresh process (issue 38)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, RAISIM_CPU_DEVICES="1", PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, "-c", _ONE_KERNEL], capture_output=True, text=True, env=env, cwd=REPO, timeout=900
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert stats["by_name"]["jit(_run)"] == 1, stats["by_name"]
