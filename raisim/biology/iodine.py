@@ -81,7 +81,7 @@ class Iodine(eqx.Module):
     blood_volume_l: Float[Array, ""]
     lesion_mass_g: Float[Array, " l"]
     body_mass_kg: Float[Array, ""]
-    withdrawal_renal_factor: float = eqx.field(static=True)
+    withdrawal_renal_factor: Float[Array, ""]  # data, not part of a compiled program (issue 38)
 
     @classmethod
     def from_cards(cls, lesion_mass_g, weight_kg: float, overrides: dict[str, float] | None = None) -> Iodine:
@@ -109,7 +109,7 @@ class Iodine(eqx.Module):
             blood_volume_l=f(v_blood),
             lesion_mass_g=f(lesion_mass_g),
             body_mass_kg=f(weight_kg),
-            withdrawal_renal_factor=float(v["withdrawal_renal_factor"]),
+            withdrawal_renal_factor=f(v["withdrawal_renal_factor"]),
         )
 
     @classmethod
