@@ -52,12 +52,14 @@ from raisim.sweep.config import load_sweep  # noqa: E402
 CONFIG = HERE.parent / "configs" / "sweeps" / "duration.yaml"
 
 
-def the_cell(stop_day: int = 21):
+def the_cell(stop_day: int = 21, genotype: str = "BRAF_V600E"):
+    """The ``T + D75`` cell of ``duration.yaml`` for ``genotype`` (BRAF V600E: trametinib + dabrafenib;
+    RAS: trametinib alone) stopped on ``stop_day``, and the sweep."""
     sweep = load_sweep(CONFIG)
     return next(
         c
         for c in sweep.cells
-        if c.genotype == "BRAF_V600E" and c.arm == "T + D75" and c.knobs["treatment.stop_day"] == stop_day
+        if c.genotype == genotype and c.arm == "T + D75" and c.knobs["treatment.stop_day"] == stop_day
     ), sweep
 
 
@@ -147,9 +149,12 @@ def main() -> None:
         action="store_true",
         help="also time the cell ordered by the steps of the 14-day cell (as raisim sweep orders units)",
     )
+    ap.add_argument(
+        "--genotype", default="BRAF_V600E", help="the cell's genotype (RAS: a single-drug cell; default BRAF_V600E)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    cell, sweep = the_cell()
+    cell, sweep = the_cell(genotype=args.genotype)
     p = cell.protocol
     cfg = sweep.config
     given = {k: v for k, v in (("dtype", args.dtype), ("rtol", args.rtol), ("atol", args.atol)) if v is not None}
@@ -181,7 +186,7 @@ def main() -> None:
     if args.ordered:
         # raisim sweep orders a unit by the steps of the previous unit of the same genotype and arm;
         # here that is the 14-day cell (typical parameters), run once on the same patients
-        previous = the_cell(14)[0].protocol
+        previous = the_cell(14, args.genotype)[0].protocol
         hint = run_cohort(previous, cohort, solver=solver).summary.steps
         out_ord, ro = time_raisim(p, cohort, solver, cost_hint=hint)
         result["raisim_ordered_by_14_day_steps"] = ro
