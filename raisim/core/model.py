@@ -156,13 +156,19 @@ FUSED_STAGE_SUM_DIFFRAX = ("0.7.2",)
 
 
 @functools.cache
+def _diffrax_version() -> str:
+    """The installed diffrax's version (read once: the trace-time patches below check it)."""
+    from importlib.metadata import version
+
+    return version("diffrax")
+
+
+@functools.cache
 def _diffrax_stage_modules():
     """diffrax's Runge-Kutta and Tsit5 modules when its version is one of
     :data:`FUSED_STAGE_SUM_DIFFRAX`, else None (with a warning, once: the unfused stage sums are
     correct but ~1.5-2x slower in batched CPU solves)."""
-    from importlib.metadata import version
-
-    have = version("diffrax")
+    have = _diffrax_version()
     if have not in FUSED_STAGE_SUM_DIFFRAX:
         warnings.warn(
             f"raisim: diffrax {have} is not one of {', '.join(FUSED_STAGE_SUM_DIFFRAX)}; solving with diffrax's "
@@ -224,9 +230,7 @@ def _checks_as_flags():
     and folds them into the solve's ``ok`` flag: a failure is reported per patient, as a
     solver failure is, never raised from inside the kernel nor left as silent NaNs.
     """
-    from importlib.metadata import version
-
-    if version("diffrax") not in CHECKS_AS_FLAGS_DIFFRAX:
+    if _diffrax_version() not in CHECKS_AS_FLAGS_DIFFRAX:
         yield
         return
     from diffrax import _integrate

@@ -308,7 +308,7 @@ def plan_cell(p: Protocol, pad: Padding | None = None, course: int | None = None
                 dose_times_h=jnp.asarray(dose_times_h),
                 dose_mg=jnp.asarray(dose_mg),
                 dose_day=jnp.asarray(np.floor(np.minimum(dose_times_h, 1e9) / 24.0).astype(int) + 1),
-                days_on_drug=jnp.asarray(_drug_rows(doses.days_on_drug[:, None], pad.drugs, 0.0)[:, 0]),
+                days_on_drug=jnp.asarray(_pad(doses.days_on_drug, pad.drugs, 0.0, float)),
                 channel_time_h=jnp.asarray(t),
                 channel_day=jnp.asarray(ch_day),
                 channel_decay=jnp.asarray(decay),
